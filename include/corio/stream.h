@@ -1,0 +1,5 @@
+/* corio: stream.  Included by corio.h; do not include directly. */
+#ifndef CORIO_STREAM_H
+#define CORIO_STREAM_H
+
+#endif

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what building and testing corio needs, from Debian's packages.
+# Usage: scripts/install-deps.sh [group ...]   groups: base (default), cross, peers, python
+set -euo pipefail
+
+groups=("$@")
+[ ${#groups[@]} -eq 0 ] && groups=(base)
+
+pkgs=()
+for g in "${groups[@]}"; do
+    case "$g" in
+    base) pkgs+=(build-essential clang libclang-rt-14-dev valgrind python3) ;;
+    cross) pkgs+=(qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross) ;;
+    peers) pkgs+=(nginx-light wrk libuv1-dev golang-go python3-uvloop gnuplot-nox) ;;
+    python) pkgs+=(python3-dev python3-setuptools python3-uvloop libpython3.11-testsuite) ;;
+    *) echo "unknown group: $g" >&2; exit 2 ;;
+    esac
+done
+
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=
+[ "$(id -u)" -ne 0 ] && SUDO=sudo
+echo "installing: ${missing[*]}"
+$SUDO apt-get update -q
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

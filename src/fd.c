@@ -1,0 +1,330 @@
+/* The fd table: per-fd waiters, generation numbers and cached readiness,
+ * and the fd watchers of the callback level.
+ *
+ * Coroutines waiting on an fd are watchers too (edge-triggered ones whose
+ * callback wakes the coroutine), so one dispatch path serves both levels. */
+#include <string.h>
+
+#include "backend.h"
+
+struct corio_fdslot *corio__fd_slot(corio_loop *loop, int fd, bool create)
+{
+    SITE(s_grow, "malloc");
+    SITE(s_chunk, "malloc");
+    if (fd < 0)
+        return NULL;
+    size_t c = (size_t)fd >> FD_CHUNK_SHIFT;
+    if (corio_unlikely(c >= loop->nchunks)) {
+        if (!create)
+            return NULL;
+        size_t n = c + 1 > loop->nchunks * 2 ? c + 1 : loop->nchunks * 2;
+        struct corio_fdslot **t = corio__realloc(&s_grow, loop->fds, n * sizeof *t);
+        if (!t)
+            return NULL;
+        memset(t + loop->nchunks, 0, (n - loop->nchunks) * sizeof *t);
+        loop->fds = t;
+        loop->nchunks = n;
+    }
+    struct corio_fdslot *chunk = loop->fds[c];
+    if (corio_unlikely(!chunk)) {
+        if (!create)
+            return NULL;
+        chunk = corio__calloc(&s_chunk, FD_CHUNK, sizeof *chunk);
+        if (!chunk)
+            return NULL;
+        for (unsigned i = 0; i < FD_CHUNK; i++) {
+            list_init(&chunk[i].waiters);
+            chunk[i].idx = -1;
+        }
+        loop->fds[c] = chunk;
+    }
+    return &chunk[(unsigned)fd & (FD_CHUNK - 1)];
+}
+
+/* Which of revents a watcher of `events` is told about: hang-ups and errors
+ * concern both directions, a peer half-close concerns readers. */
+static unsigned match(unsigned events, unsigned revents)
+{
+    unsigned m = 0;
+    if (events & CORIO_READABLE)
+        m |= revents & (CORIO_READABLE | CORIO_RDHUP | CORIO_HUP | CORIO_ERROR);
+    if (events & CORIO_WRITABLE)
+        m |= revents & (CORIO_WRITABLE | CORIO_HUP | CORIO_ERROR);
+    return m;
+}
+
+/* What a level backend must poll for.  An edge watcher that has been told
+ * of readiness is left out until an EAGAIN clears the cached bit: that is
+ * how a level backend gives edge-triggered behaviour. */
+static unsigned union_of_waiters(struct corio_fdslot *s)
+{
+    unsigned want = 0;
+    for (corio_list *l = s->waiters.next; l != &s->waiters; l = l->next) {
+        corio_watcher *w = corio_container_of(l, corio_watcher, link);
+        want |= (w->flags & CORIO_WATCH_EDGE) ? w->events & ~(unsigned)s->ready : w->events;
+    }
+    return want & (CORIO_READABLE | CORIO_WRITABLE);
+}
+
+/* Tells the backend about a change in the waiters of fd.  With `poke`, the
+ * cached readiness of `events` is dropped and the backend asked to report
+ * the fd again if it is ready: how a level-triggered watcher starts. */
+static int interest(corio_loop *loop, int fd, struct corio_fdslot *s, unsigned events, bool poke)
+{
+    const struct corio_backend *be = loop->be;
+    if (poke)
+        s->ready &= (uint8_t)~events;
+    if (be->edge) {
+        if (!s->registered)
+            return be->watch(loop, fd, s, events);
+        return poke ? be->rearm(loop, fd, s) : 0;
+    }
+    unsigned want = union_of_waiters(s);
+    if (want == s->want && s->registered)
+        return 0;
+    int r = be->watch(loop, fd, s, want);
+    if (r == 0)
+        s->want = (uint8_t)want;
+    return r;
+}
+
+static void unlink_waiter(corio_loop *loop, struct corio_fdslot *s, corio_watcher *w)
+{
+    list_remove(&w->link);
+    w->active = false;
+    if (!loop->be->edge && s->registered)
+        (void)interest(loop, w->fd, s, 0, false); /* only ever shrinks: cannot fail */
+}
+
+void corio__fd_event(corio_loop *loop, int fd, uint32_t gen, unsigned revents)
+{
+    loop->stats.events++;
+    struct corio_fdslot *s = corio__fd_slot(loop, fd, false);
+    if (!s || !s->registered || s->gen != gen) {
+        loop->stats.stale++;
+        return;
+    }
+    s->ready |= (uint8_t)revents;
+
+    /* Callbacks may start, stop or close anything, so after each one the
+     * scan restarts; `pass` marks who has been served.  Fds have one or two
+     * watchers, so the restarts cost nothing in practice. */
+    uint32_t pass = ++loop->pass;
+    unsigned level = 0;
+again:
+    for (corio_list *l = s->waiters.next; l != &s->waiters; l = l->next) {
+        corio_watcher *w = corio_container_of(l, corio_watcher, link);
+        if (w->pass == pass)
+            continue;
+        w->pass = pass;
+        unsigned m = match(w->events, revents);
+        if (!m)
+            continue;
+        w->fn(loop, w, m);
+        if (s->gen != gen)
+            return; /* closed by the callback */
+        if (w->active && !(w->flags & CORIO_WATCH_EDGE))
+            level |= w->events;
+        goto again;
+    }
+    /* Level-triggered watchers that are still active must hear about the fd
+     * again if it stays ready: drop the cached bits and re-arm.  A level
+     * backend also recomputes what to poll for (edge watchers drop out). */
+    if (level || !loop->be->edge)
+        (void)interest(loop, fd, s, level, level != 0);
+}
+
+void corio__fd_eagain(corio_loop *loop, int fd, unsigned events)
+{
+    struct corio_fdslot *s = corio__fd_slot(loop, fd, false);
+    if (!s || !(s->ready & events))
+        return;
+    s->ready &= (uint8_t)~events;
+    if (!loop->be->edge && s->registered)
+        (void)interest(loop, fd, s, 0, false);
+}
+
+void corio_watcher_init(corio_watcher *w, int fd, unsigned events, unsigned flags,
+                        corio_watcher_fn fn, void *data)
+{
+    memset(w, 0, sizeof *w);
+    w->fd = fd;
+    w->events = events & (CORIO_READABLE | CORIO_WRITABLE);
+    w->flags = flags;
+    w->fn = fn;
+    w->data = data;
+}
+
+int corio_watcher_start(corio_loop *loop, corio_watcher *w)
+{
+    if (!corio__loop_owned(loop))
+        return -CORIO_EWRONGLOOP;
+    if (w->active)
+        return -EEXIST;
+    if (w->fd < 0)
+        return -EBADF;
+    struct corio_fdslot *s = corio__fd_slot(loop, w->fd, true);
+    if (!s)
+        return -ENOMEM;
+    list_insert_tail(&s->waiters, &w->link);
+    w->active = true;
+    int r = interest(loop, w->fd, s, w->events, true);
+    if (r < 0) {
+        unlink_waiter(loop, s, w);
+        return r;
+    }
+    loop->nwatchers++;
+    if (!w->unref)
+        loop->refs++;
+    return 0;
+}
+
+void corio_watcher_stop(corio_loop *loop, corio_watcher *w)
+{
+    if (!w->active || !corio__loop_owned(loop))
+        return;
+    unlink_waiter(loop, corio__fd_slot(loop, w->fd, false), w);
+    loop->nwatchers--;
+    if (!w->unref)
+        loop->refs--;
+}
+
+int corio_watcher_set(corio_loop *loop, corio_watcher *w, unsigned events)
+{
+    if (!corio__loop_owned(loop))
+        return -CORIO_EWRONGLOOP;
+    events &= CORIO_READABLE | CORIO_WRITABLE;
+    if (!w->active) {
+        w->events = events;
+        return 0;
+    }
+    struct corio_fdslot *s = corio__fd_slot(loop, w->fd, false);
+    unsigned old = w->events;
+    w->events = events;
+    int r = interest(loop, w->fd, s, events & ~old, (events & ~old) != 0);
+    if (r < 0) {
+        w->events = old;
+        (void)interest(loop, w->fd, s, 0, false);
+    }
+    return r;
+}
+
+/* ---- Coroutines waiting on fds ---- */
+
+static void wake_waiter(corio_loop *loop, corio_watcher *w, unsigned revents)
+{
+    unlink_waiter(loop, corio__fd_slot(loop, w->fd, false), w);
+    corio__wake(w->data, (revents & CORIO_CLOSED) ? -CORIO_ECLOSED : (int)revents);
+}
+
+int corio__fd_wait(corio_loop *loop, int fd, unsigned events, int64_t deadline)
+{
+    corio_co *co = loop->cur;
+    if (deadline == CORIO_NOWAIT)
+        return -EAGAIN; /* also what callbacks on the loop's stack get */
+    if (!co)
+        return -CORIO_ENOTCO;
+    if (co->cancelled)
+        return -ECANCELED;
+    struct corio_fdslot *s = corio__fd_slot(loop, fd, true);
+    if (!s)
+        return -ENOMEM;
+    s->ready &= (uint8_t)~events; /* the caller has just seen EAGAIN */
+
+    corio_watcher w;
+    corio_watcher_init(&w, fd, events, CORIO_WATCH_EDGE, wake_waiter, co);
+    list_insert_tail(&s->waiters, &w.link);
+    w.active = true;
+    int r = interest(loop, fd, s, events, false);
+    if (r == 0)
+        r = corio__park(loop, deadline);
+    if (w.active) /* timed out, cancelled, or never parked */
+        unlink_waiter(loop, s, &w);
+    return r;
+}
+
+static short poll_events(unsigned events)
+{
+    return (short)(((events & CORIO_READABLE) ? POLLIN : 0) | ((events & CORIO_WRITABLE) ? POLLOUT : 0));
+}
+
+static unsigned poll_bits(short re)
+{
+    return ((re & POLLIN) ? CORIO_READABLE : 0u) | ((re & POLLOUT) ? CORIO_WRITABLE : 0u) |
+           ((re & POLLERR) ? CORIO_ERROR : 0u) | ((re & POLLHUP) ? CORIO_HUP : 0u);
+}
+
+int corio_wait_fd(int fd, unsigned events, int64_t deadline)
+{
+    SITE(s_poll, "poll");
+    corio_loop *loop = corio__tls_loop;
+    events &= CORIO_READABLE | CORIO_WRITABLE;
+    if (!loop || !loop->cur)
+        return -CORIO_ENOTCO;
+    if (fd < 0)
+        return -EBADF;
+    if (events == 0)
+        return -EINVAL;
+    /* Cached readiness may be stale (the caller may have drained the fd
+     * with plain read()), so a cached "ready" is confirmed by poll(2)
+     * before it is believed.  Not cached: park until an edge. */
+    struct corio_fdslot *s = corio__fd_slot(loop, fd, false);
+    if (s && s->registered && (s->ready & events)) {
+        struct pollfd p = {.fd = fd, .events = poll_events(events)};
+        int r = sys_poll(&s_poll, &p, 1, 0);
+        if (r < 0)
+            return r;
+        if (r > 0 && (p.revents & POLLNVAL))
+            return -EBADF;
+        if (r > 0)
+            return (int)(poll_bits(p.revents) | (s->ready & CORIO_RDHUP));
+    }
+    return corio__fd_wait(loop, fd, events, deadline);
+}
+
+int corio_close(int fd)
+{
+    SITE(s_close, "close");
+    corio_loop *loop = corio__tls_loop;
+    struct corio_fdslot *s = loop ? corio__fd_slot(loop, fd, false) : NULL;
+    if (s) {
+        s->gen++; /* events already queued for fd are now stale */
+        if (s->registered)
+            loop->be->forget(loop, fd, s);
+        s->registered = 0;
+        s->ready = 0;
+        s->want = 0;
+        s->idx = -1;
+        while (!list_empty(&s->waiters)) {
+            corio_watcher *w = corio_container_of(s->waiters.next, corio_watcher, link);
+            if (w->fn == wake_waiter) {
+                wake_waiter(loop, w, CORIO_CLOSED);
+                continue;
+            }
+            list_remove(&w->link);
+            w->active = false;
+            loop->nwatchers--;
+            if (!w->unref)
+                loop->refs--;
+            w->fn(loop, w, CORIO_CLOSED);
+        }
+    }
+    return sys_close(&s_close, fd);
+}
+
+int corio_fd_nonblock(int fd)
+{
+    SITE(s_getfl, "fcntl");
+    SITE(s_setfl, "fcntl");
+    SITE(s_setfd, "fcntl");
+    int fl = sys_fcntl(&s_getfl, fd, F_GETFL, 0);
+    if (fl < 0)
+        return fl;
+    if (!(fl & O_NONBLOCK)) {
+        int r = sys_fcntl(&s_setfl, fd, F_SETFL, fl | O_NONBLOCK);
+        if (r < 0)
+            return r;
+    }
+    int r = sys_fcntl(&s_setfd, fd, F_SETFD, FD_CLOEXEC);
+    return r < 0 ? r : 0;
+}
