@@ -29,7 +29,7 @@ WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpo
             -Wno-unused-parameter -Wformat=2 -Wundef
 CPPFLAGS += -Iinclude -Isrc -D_GNU_SOURCE
 CFLAGS   ?= $(OPT) -g
-CFLAGS   += -std=c11 -fPIC -pthread $(WARN) -fno-omit-frame-pointer
+CFLAGS   += -std=c11 -fPIC -pthread $(WARN) -fno-omit-frame-pointer $(EXTRA_CFLAGS)
 LDLIBS   += -pthread
 ifneq ($(SANITIZE),)
 CFLAGS   += -fsanitize=$(SANITIZE) -fno-sanitize-recover=all
@@ -112,6 +112,41 @@ $(B)/bench_%: bench/bench_%.c $(B)/libcorio.a
 bench: $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do echo "== $$b"; ./$$b || exit 1; done
 
+# ---- Fuzzing (libFuzzer, clang) ----
+# Each tests/fuzz/fuzz_<name>.c is one target, with its seed corpus in
+# tests/fuzz/corpus/<name>/.  `make fuzz FUZZ_TIME=60` runs each for that
+# many seconds; findings land in build/fuzz/findings/.
+FUZZ_CC   ?= clang
+FUZZ_TIME ?= 30
+FUZZ_B    := build/fuzz
+FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_B)/%)
+FUZZ_FLAGS := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+
+$(FUZZ_B)/libcorio.a: $(LIB_SRC) $(LIB_ASM)
+	$(MAKE) CC=$(FUZZ_CC) B=$(FUZZ_B) SANITIZE=address,undefined \
+	    EXTRA_CFLAGS=-fsanitize=fuzzer-no-link $(FUZZ_B)/libcorio.a
+
+$(FUZZ_B)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_B)/libcorio.a
+	$(FUZZ_CC) $(CPPFLAGS) -std=c11 -g -O1 $(FUZZ_FLAGS) -o $@ $< $(FUZZ_B)/libcorio.a -pthread
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	@mkdir -p $(FUZZ_B)/findings
+	@set -e; for f in $(FUZZ_BIN); do n=$${f##*/fuzz_}; \
+	    mkdir -p $(FUZZ_B)/corpus/$$n; \
+	    echo "== fuzz $$n for $(FUZZ_TIME)s"; \
+	    $$f -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
+	        -artifact_prefix=$(FUZZ_B)/findings/$$n- $(FUZZ_B)/corpus/$$n tests/fuzz/corpus/$$n \
+	        2>&1 | grep -E "^(stat::number_of_executed_units|stat::average_exec_per_sec|==|SUMMARY|INFO: Running)" ; \
+	done
+
+# ---- valgrind memcheck over the core suite (epoll falls back to epoll_wait) ----
+VALGRIND ?= valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite -q
+test-valgrind: $(B)/corio-test
+	CORIO_BACKEND=epoll CORIO_TEST_VALGRIND=1 $(VALGRIND) --trace-children=yes ./$(B)/corio-test $(TESTS)
+
 # ---- Install ----
 install: $(B)/libcorio.a $(B)/libcorio.so
 	install -d $(DESTDIR)$(PREFIX)/include/corio $(DESTDIR)$(PREFIX)/lib/pkgconfig
@@ -125,5 +160,5 @@ install: $(B)/libcorio.a $(B)/libcorio.so
 clean:
 	rm -rf build
 
-.PHONY: all test test-aarch64 bench install clean examples
+.PHONY: all test test-aarch64 bench install clean examples fuzz fuzz-build test-valgrind
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
