@@ -117,8 +117,15 @@ corio_loop *corio_loop_current(void);
 /* The backend's name: "epoll" or "poll". */
 const char *corio_loop_backend(const corio_loop *loop);
 
-/* The loop's cached clock: corio_now() as of the last wakeup.  Cheaper. */
+/* The loop's cached clock: corio_now() as of the last time the loop read
+ * it, which it does around waits only while timers are armed.  Cheaper
+ * than corio_now(), and never ahead of it. */
 int64_t corio_loop_now(const corio_loop *loop);
+
+/* Makes the calling thread the loop's owner: for a loop created on one
+ * thread and run on another (as Python programs do).  The previous owner
+ * must no longer use it.  -EBUSY while the loop runs. */
+int corio_loop_adopt(corio_loop *loop);
 
 /* Keep-alive references: a loop with refs runs even with nothing else. */
 void corio_loop_ref(corio_loop *loop);
@@ -215,6 +222,12 @@ void corio_watcher_stop(corio_loop *loop, corio_watcher *w);
 /* Changes the events watched, keeping the watcher active. */
 int corio_watcher_set(corio_loop *loop, corio_watcher *w, unsigned events);
 
+/* Tells the loop that a syscall the caller made itself on fd found it
+ * drained for events (EAGAIN, or a short read or write), so that edge
+ * watchers hear of its next readiness.  Free on epoll; level backends
+ * (poll) start polling the fd again.  Never fails. */
+void corio_fd_drained(corio_loop *loop, int fd, unsigned events);
+
 /* ---- Coroutines ----------------------------------------------------------- */
 
 typedef struct corio_co corio_co;
@@ -282,7 +295,8 @@ int corio_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t dead
 int corio_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t deadline);
 
 /* Closes fd, first waking every coroutine and watcher waiting on it
- * (they see -CORIO_ECLOSED / CORIO_CLOSED).  Returns close(2)'s result. */
+ * (they see -CORIO_ECLOSED / CORIO_CLOSED).  Returns close(2)'s result,
+ * except EINTR: the fd is closed then too, so that is 0. */
 int corio_close(int fd);
 
 /* Sets O_NONBLOCK (and FD_CLOEXEC) on fd. */

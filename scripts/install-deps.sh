@@ -9,7 +9,7 @@ groups=("$@")
 pkgs=()
 for g in "${groups[@]}"; do
     case "$g" in
-    base) pkgs+=(build-essential clang libclang-rt-14-dev valgrind python3) ;;
+    base) pkgs+=(build-essential clang libclang-rt-14-dev valgrind python3 prometheus tmux) ;;
     cross) pkgs+=(qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross) ;;
     peers) pkgs+=(nginx-light wrk libuv1-dev golang-go python3-uvloop gnuplot-nox) ;;
     python) pkgs+=(python3-dev python3-setuptools python3-uvloop libpython3.11-testsuite) ;;

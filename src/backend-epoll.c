@@ -33,8 +33,11 @@ struct ep {
 
 static int ep_ctl(int epfd, int op, int fd, struct epoll_event *e)
 {
-    SITE(s_ctl, "epoll_ctl");
-    FAULT(&s_ctl);
+    /* Two sites, because only ADD allocates (ENOMEM, ENOSPC): MOD of a
+     * registered fd cannot fail. */
+    SITE(s_add, "epoll_ctl");
+    SITE(s_mod, "epoll_ctl_mod");
+    FAULT(op == EPOLL_CTL_ADD ? &s_add : &s_mod);
     int r = epoll_ctl(epfd, op, fd, e);
     return SYS_RESULT(r);
 }
@@ -95,6 +98,7 @@ static int ep_watch(corio_loop *loop, int fd, struct corio_fdslot *s, unsigned w
     (void)want;
     struct epoll_event e = {.events = EP_EVENTS, .data.u64 = (uint32_t)fd | (uint64_t)s->gen << 32};
     int r = ep_ctl(ep->epfd, EPOLL_CTL_ADD, fd, &e);
+    CORIO_STAT(loop->stats.sys[CORIO_SYSCALL_CTL]++);
     if (r == -EEXIST) /* a dup of a file we registered before */
         r = ep_ctl(ep->epfd, EPOLL_CTL_MOD, fd, &e);
     if (r == 0)
@@ -108,7 +112,13 @@ static int ep_rearm(corio_loop *loop, int fd, struct corio_fdslot *s)
 {
     struct ep *ep = loop->bed;
     struct epoll_event e = {.events = EP_EVENTS, .data.u64 = (uint32_t)fd | (uint64_t)s->gen << 32};
-    return ep_ctl(ep->epfd, EPOLL_CTL_MOD, fd, &e);
+    CORIO_STAT(loop->stats.sys[CORIO_SYSCALL_CTL]++);
+    int r = ep_ctl(ep->epfd, EPOLL_CTL_MOD, fd, &e);
+    /* ENOENT: the fd was closed behind corio's back (plain close(2), as
+     * Python sockets do) and its number reused: register the new file. */
+    if (r == -ENOENT)
+        r = ep_ctl(ep->epfd, EPOLL_CTL_ADD, fd, &e);
+    return r;
 }
 
 static void ep_forget(corio_loop *loop, int fd, struct corio_fdslot *s)
@@ -138,16 +148,19 @@ static int ep_wait(struct ep *ep, int64_t timeout_ns)
     SITE(s_wait, "epoll_wait");
 #ifdef SYS_epoll_pwait2
     if (!ep->no_pwait2) {
-        FAULT(&s_pwait2);
+        /* An injected failure takes the kernel's path: ENOSYS falls back. */
+        int f = corio_unlikely(corio__fault_on) ? corio__fault(&s_pwait2) : 0;
         struct timespec ts, *tp = NULL;
         if (timeout_ns >= 0) {
             ts.tv_sec = (time_t)(timeout_ns / CORIO_SEC);
             ts.tv_nsec = (long)(timeout_ns % CORIO_SEC);
             tp = &ts;
         }
-        long n = syscall(SYS_epoll_pwait2, ep->epfd, ep->ev, ep->max, tp, NULL, 0);
-        if (n >= 0 || errno != ENOSYS)
-            return n < 0 ? -errno : (int)n;
+        long n = f < 0 ? f : syscall(SYS_epoll_pwait2, ep->epfd, ep->ev, ep->max, tp, NULL, 0);
+        if (n < 0 && f == 0)
+            n = -errno;
+        if (n != -ENOSYS)
+            return (int)n;
         ep->no_pwait2 = true; /* before 5.11, and under valgrind or qemu-user */
     }
 #endif
@@ -166,7 +179,6 @@ static int ep_poll(corio_loop *loop, int64_t timeout_ns)
     int n = ep_wait(ep, timeout_ns);
     if (n < 0)
         return n == -EINTR ? 0 : n;
-    corio__loop_update_time(loop);
     for (int i = 0; i < n; i++) {
         uint64_t d = ep->ev[i].data.u64;
         if (d == WAKE_TAG) {

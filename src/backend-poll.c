@@ -216,7 +216,6 @@ static int pl_poll(corio_loop *loop, int64_t timeout_ns)
     int n = pl_wait(p, timeout_ns);
     if (n < 0)
         return n == -EINTR ? 0 : n;
-    corio__loop_update_time(loop);
     if (n == 0)
         return 0;
     size_t nout = 0;

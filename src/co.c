@@ -39,6 +39,7 @@ void corio__wake(corio_co *co, int result)
 static void switch_out(corio_loop *loop, corio_co *co, bool dying)
 {
     corio__asan_start(dying ? NULL : &co->asan_fake, loop->main_stack_bottom, loop->main_stack_size);
+    corio__tsan_switch(loop->tsan_main);
     corio__ctx_switch(&co->ctx, &loop->main_ctx);
     corio__asan_finish(co->asan_fake, NULL, NULL);
 }
@@ -93,18 +94,25 @@ static void co_resume(corio_loop *loop, corio_callback *cb)
     co->state = CO_RUNNING;
     co->budget = loop->budget;
     loop->cur = co;
-    loop->stats.switches++;
-    corio__overflow_set_current(co->stack);
+    CORIO_STAT(loop->stats.switches++;
+               if (co->ready_at) { /* sampled by wake_waiter (fd.c) */
+                   int64_t lat = corio_now() - co->ready_at;
+                   corio__hist_add(&loop->stats.resume_ns, lat > 0 ? (uint64_t)lat : 0);
+                   co->ready_at = 0;
+               });
     corio__asan_start(&loop->main_fake, co->stack->base, co->stack->size);
+    loop->tsan_main = corio__tsan_current();
+    corio__tsan_switch(co->tsan_fiber);
     corio__ctx_switch(&loop->main_ctx, &co->ctx);
     corio__asan_finish(loop->main_fake, NULL, NULL);
-    corio__overflow_set_current(NULL);
     loop->cur = NULL;
     if (loop->dead) {
         corio_co *d = loop->dead;
         loop->dead = NULL;
         corio__stack_put(loop, d->stack);
         d->stack = NULL;
+        corio__tsan_fiber_free(d->tsan_fiber);
+        d->tsan_fiber = NULL;
         if (d->detached)
             co_release(loop, d);
     }
@@ -136,13 +144,14 @@ int corio_spawn(corio_loop *loop, corio_co **out, corio_fn fn, void *arg, size_t
     co->fn = fn;
     co->arg = arg;
     co->detached = out == NULL;
+    co->tsan_fiber = corio__tsan_fiber_new();
     corio_timer_init(&co->timer, co_timeout, co);
     co->timer.unref = 1; /* the coroutine itself keeps the loop alive */
     corio__ctx_make(&co->ctx, st->base, (size_t)((char *)st - (char *)st->base), co_entry, co);
     list_insert_tail(&loop->cos, &co->all);
     loop->nco++;
     loop->refs++;
-    loop->stats.spawns++;
+    CORIO_STAT(loop->stats.spawns++);
     co->state = CO_READY;
     ready_push(loop, &co->run);
     if (out)
@@ -181,7 +190,7 @@ void corio__budget(corio_loop *loop)
 {
     corio_co *co = loop->cur;
     if (co && --co->budget == 0) {
-        loop->stats.budget_yields++;
+        CORIO_STAT(loop->stats.budget_yields++);
         corio_yield();
     }
 }

@@ -1,6 +1,10 @@
-/* Fault injection, for tests: make the Nth call at a syscall or allocation
- * site fail.  Sites are declared with SITE() (sys.h).  Not thread-safe: it
- * is meant for a test process driving one loop. */
+/* Fault injection, for tests: make chosen calls at a syscall or allocation
+ * site fail (fault.c).  Sites are declared with SITE() (sys.h); a failed
+ * call returns the injected -errno (an allocation returns NULL), or, for a
+ * call that moves bytes, moves fewer bytes than asked (CORIO__FAULT_SHORT).
+ *
+ * Arm and disarm from one thread while no loop runs; loops on any thread
+ * may then cross the sites (the counters are atomic). */
 #ifndef CORIO_FAULT_H
 #define CORIO_FAULT_H
 
@@ -12,14 +16,27 @@
 /* Every site in the library (and in whatever else links SITE()s in). */
 size_t corio__fault_sites(struct corio__site **first);
 
-/* Makes the nth (1-based) call matching site (NULL: any) and name (NULL:
- * any) return err (-errno, or CORIO__FAULT_SHORT for a short transfer).
- * Fires once. */
+/* Replaces the plan with one rule: the nth (1-based) call matching site
+ * (NULL: any) and name (NULL: any) returns err (-errno, or
+ * CORIO__FAULT_SHORT for a short transfer).  Fires once. */
 void corio__fault_arm(const struct corio__site *site, const char *name, unsigned nth, int err);
-void corio__fault_disarm(void);
-bool corio__fault_fired(void);
 
-/* Counts calls per site in site->calls while on. */
+/* Adds a rule to the plan: calls nth .. nth + times - 1 that match fail
+ * with err (times 0: every call from the nth on).  Earlier rules claim a
+ * call first.  Returns the rule's index, or -ENOSPC (4 rules at most). */
+int corio__fault_add(const struct corio__site *site, const char *name, unsigned nth,
+                     unsigned times, int err);
+
+/* Empties the plan. */
+void corio__fault_disarm(void);
+
+/* Whether rule 0 (the one corio__fault_arm sets) has fired, and how many
+ * calls a rule has failed. */
+bool corio__fault_fired(void);
+unsigned corio__fault_fires(int rule);
+
+/* While on, every call at every site adds one to its site->calls. */
 void corio__fault_record(bool on);
+void corio__fault_reset_counts(void);
 
 #endif

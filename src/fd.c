@@ -7,7 +7,7 @@
 
 #include "backend.h"
 
-struct corio_fdslot *corio__fd_slot(corio_loop *loop, int fd, bool create)
+struct corio_fdslot *corio__fd_slot_slow(corio_loop *loop, int fd, bool create)
 {
     SITE(s_grow, "malloc");
     SITE(s_chunk, "malloc");
@@ -63,6 +63,8 @@ static unsigned union_of_waiters(struct corio_fdslot *s)
         corio_watcher *w = corio_container_of(l, corio_watcher, link);
         want |= (w->flags & CORIO_WATCH_EDGE) ? w->events & ~(unsigned)s->ready : w->events;
     }
+    if (s->parked == CORIO__PARK_WAITING) /* a parked connection waits for input */
+        want |= CORIO_READABLE;
     return want & (CORIO_READABLE | CORIO_WRITABLE);
 }
 
@@ -88,6 +90,11 @@ static int interest(corio_loop *loop, int fd, struct corio_fdslot *s, unsigned e
     return r;
 }
 
+int corio__fd_interest(corio_loop *loop, int fd, struct corio_fdslot *s)
+{
+    return interest(loop, fd, s, CORIO_READABLE, false);
+}
+
 static void unlink_waiter(corio_loop *loop, struct corio_fdslot *s, corio_watcher *w)
 {
     list_remove(&w->link);
@@ -98,13 +105,15 @@ static void unlink_waiter(corio_loop *loop, struct corio_fdslot *s, corio_watche
 
 void corio__fd_event(corio_loop *loop, int fd, uint32_t gen, unsigned revents)
 {
-    loop->stats.events++;
+    CORIO_STAT(loop->stats.events++);
     struct corio_fdslot *s = corio__fd_slot(loop, fd, false);
     if (!s || !s->registered || s->gen != gen) {
-        loop->stats.stale++;
+        CORIO_STAT(loop->stats.stale++);
         return;
     }
     s->ready |= (uint8_t)revents;
+    if (corio_unlikely(s->parked == CORIO__PARK_WAITING) && (revents & CORIO__PARK_EVENTS))
+        corio__park_ready(loop, s, revents);
 
     /* Callbacks may start, stop or close anything, so after each one the
      * scan restarts; `pass` marks who has been served.  Fds have one or two
@@ -142,6 +151,11 @@ void corio__fd_eagain(corio_loop *loop, int fd, unsigned events)
     s->ready &= (uint8_t)~events;
     if (!loop->be->edge && s->registered)
         (void)interest(loop, fd, s, 0, false);
+}
+
+void corio_fd_drained(corio_loop *loop, int fd, unsigned events)
+{
+    corio__fd_eagain(loop, fd, events & (CORIO_READABLE | CORIO_WRITABLE));
 }
 
 void corio_watcher_init(corio_watcher *w, int fd, unsigned events, unsigned flags,
@@ -214,6 +228,14 @@ int corio_watcher_set(corio_loop *loop, corio_watcher *w, unsigned events)
 static void wake_waiter(corio_loop *loop, corio_watcher *w, unsigned revents)
 {
     unlink_waiter(loop, corio__fd_slot(loop, w->fd, false), w);
+    /* Stamp 1 wakeup in 8 as the backend delivers it, for the
+     * readiness-to-resume latency measured when the coroutine runs.  The
+     * loop's cached clock may be old here (it is read only when timers
+     * need it), so the sample reads the clock itself. */
+    CORIO_STAT(corio_co *co = w->data;
+               if (!(revents & CORIO_CLOSED) && co->state == CO_PARKED &&
+                   (loop->stats.resume_seq++ & CORIO_RESUME_SAMPLE_MASK) == 0)
+                   co->ready_at = corio_now());
     corio__wake(w->data, (revents & CORIO_CLOSED) ? -CORIO_ECLOSED : (int)revents);
 }
 
@@ -231,10 +253,9 @@ int corio__fd_wait(corio_loop *loop, int fd, unsigned events, int64_t deadline)
         return -ENOMEM;
     s->ready &= (uint8_t)~events; /* the caller has just seen EAGAIN */
 
-    corio_watcher w;
-    corio_watcher_init(&w, fd, events, CORIO_WATCH_EDGE, wake_waiter, co);
+    corio_watcher w = {.fd = fd, .events = events, .flags = CORIO_WATCH_EDGE, .active = true,
+                       .fn = wake_waiter, .data = co};
     list_insert_tail(&s->waiters, &w.link);
-    w.active = true;
     int r = interest(loop, fd, s, events, false);
     if (r == 0)
         r = corio__park(loop, deadline);
@@ -289,6 +310,8 @@ int corio_close(int fd)
     struct corio_fdslot *s = loop ? corio__fd_slot(loop, fd, false) : NULL;
     if (s) {
         s->gen++; /* events already queued for fd are now stale */
+        if (s->parked)
+            corio__park_closed(loop, s);
         if (s->registered)
             loop->be->forget(loop, fd, s);
         s->registered = 0;
@@ -309,7 +332,10 @@ int corio_close(int fd)
             w->fn(loop, w, CORIO_CLOSED);
         }
     }
-    return sys_close(&s_close, fd);
+    /* Linux has closed fd even when close(2) says EINTR: reporting it
+     * would invite a retry that closes whatever reused the number. */
+    int r = sys_close(&s_close, fd);
+    return r == -EINTR ? 0 : r;
 }
 
 int corio_fd_nonblock(int fd)

@@ -29,9 +29,12 @@ struct corio_fdslot {
     uint8_t ready;      /* cached readiness since the last EAGAIN */
     uint8_t registered; /* the backend knows this fd */
     uint8_t want;       /* union of the waiters' events (level backends) */
-    uint8_t pad;
+    uint8_t parked;     /* CORIO__PARK_*: an idle connection parked here (park.c) */
     int32_t idx;        /* backend private: poll's index into its array */
+    uint32_t park;      /* its park record's index + 1; 0: none (park.c) */
 };
+
+enum { CORIO__PARK_NONE, CORIO__PARK_WAITING, CORIO__PARK_QUEUED };
 
 #define FD_CHUNK_SHIFT 10
 #define FD_CHUNK (1u << FD_CHUNK_SHIFT)
@@ -45,6 +48,7 @@ struct corio_fdslot {
 struct corio_wheel {
     uint64_t elapsed;                 /* ticks processed: no timer is earlier */
     uint64_t occupied[WHEEL_LEVELS];  /* bit s set: slot s of the level is non-empty */
+    uint32_t levels;                  /* bit l set: occupied[l] != 0 */
     corio_list slots[WHEEL_LEVELS][WHEEL_SLOTS];
     corio_list due;                   /* expired, to run in the next pass */
     uint64_t seq;
@@ -79,7 +83,9 @@ struct corio_co {
     bool joining;         /* a joiner exists */
     unsigned budget;      /* I/O completions left before a forced yield */
     void *asan_fake;      /* ASan's fake stack while suspended */
+    void *tsan_fiber;     /* TSan's fiber for this coroutine (TSan builds only) */
     corio_list all;       /* loop->cos */
+    int64_t ready_at;     /* stats: when an fd event woke it, if sampled; else 0 */
 };
 
 struct corio_loop_stats {
@@ -93,6 +99,61 @@ struct corio_loop_stats {
     uint64_t budget_yields;
     uint64_t timers_fired;
     uint64_t eagain;       /* I/O calls that had to wait */
+    /* Added for the snapshot API (stats.c). */
+    int64_t started;       /* loop->now at creation */
+    uint64_t blocked_ns;   /* time in backend waits that could block */
+    uint64_t timers_started;
+    uint64_t timers_cancelled;
+    uint64_t sys[CORIO_SYSCALL_KINDS];      /* syscalls by kind */
+    uint64_t sys_eagain[CORIO_SYSCALL_KINDS];
+    uint64_t bytes_read, bytes_written;
+    uint64_t resume_seq;   /* fd wakeups, to sample 1 in 8 for resume_ns */
+    corio_hist events_per_wait;
+    corio_hist ready_per_pass;
+    corio_hist resume_ns;
+    uint64_t requests, request_errors, request_bytes_in, request_bytes_out;
+    corio_hist handler_ns;
+    int listeners[8];      /* corio_stats_listener() */
+    unsigned nlisteners;
+    int sock_cursor;       /* where the next socket sample starts */
+};
+
+/* Hot-path counters compile out with -DCORIO_NO_STATS (the overhead
+ * benchmark builds both ways).  The fields stay, so the layout does not. */
+#ifdef CORIO_NO_STATS
+#define CORIO_STATS_ON 0
+#else
+#define CORIO_STATS_ON 1
+#endif
+#define CORIO_STAT(...)         \
+    do {                        \
+        if (CORIO_STATS_ON) {   \
+            __VA_ARGS__;        \
+        }                       \
+    } while (0)
+
+/* Sampling mask for the readiness-to-resume latency: 1 fd wakeup in 8
+ * reads the clock at delivery and at resume (~20 ns each, vDSO). */
+#define CORIO_RESUME_SAMPLE_MASK 7u
+
+static inline void corio__hist_add(corio_hist *h, uint64_t v)
+{
+    unsigned b = v ? 64u - (unsigned)__builtin_clzll(v) : 0;
+    h->bucket[b < CORIO_HIST_BUCKETS ? b : CORIO_HIST_BUCKETS - 1]++;
+    h->count++;
+    h->sum += v;
+}
+
+/* ---- Spare I/O buffers (buf.c) ----
+ * Stream buffers come and go with every message (an idle stream holds
+ * none), so each loop recycles them: one free list per power-of-two size
+ * from 4 KiB to 64 KiB, each kept under BUF_POOL_BYTES. */
+#define BUF_MIN_SHIFT 12
+#define BUF_CLASSES 5
+#define BUF_POOL_BYTES (256u << 10)
+struct corio_bufpool {
+    void *head[BUF_CLASSES]; /* free buffers, linked through their first word */
+    uint32_t count[BUF_CLASSES];
 };
 
 struct corio_loop {
@@ -108,6 +169,7 @@ struct corio_loop {
     corio_callback *ready_head;
     corio_callback **ready_tail;
     size_t nready;
+    unsigned since_poll; /* callbacks run since the backend was last asked */
 
     /* From other threads: a Treiber stack, reversed when taken. */
     _Atomic(corio_callback *) posted;
@@ -125,6 +187,7 @@ struct corio_loop {
     corio_co *cur;      /* running, NULL on the loop's own stack */
     corio_ctx main_ctx; /* the loop's own stack while a coroutine runs */
     const void *main_stack_bottom; /* for ASan */
+    void *tsan_main;    /* TSan's fiber of the loop's own stack (TSan builds only) */
     void *main_fake;
     size_t main_stack_size;
     corio_co *dead;     /* finished, to recycle once off its stack */
@@ -142,23 +205,66 @@ struct corio_loop {
     unsigned max_events;
     uint32_t pass; /* watcher dispatch bookkeeping */
 
+    struct corio_bufpool bufs; /* spare stream buffers (buf.c) */
+
     struct corio_loop_stats stats;
+
+    struct corio_parks *parks; /* parked connections (park.c); NULL until the first */
+
+    struct corio_loop_ext *exts; /* areas attached on demand (pool.c, signal.c) */
+};
+
+/* State an area attaches to a loop on first use (the blocking pool, signal
+ * routing), torn down by corio_loop_free() once its own checks pass: every
+ * stop() first (it may keep the loop with -EBUSY, undoing nothing visible),
+ * then every fini(). */
+struct corio_loop_ext {
+    struct corio_loop_ext *next;
+    int (*stop)(corio_loop *loop, struct corio_loop_ext *ext); /* may be NULL */
+    void (*fini)(corio_loop *loop, struct corio_loop_ext *ext);
 };
 
 /* Loop (loop.c). */
+#define CORIO__POLL_INTERVAL 64
 extern _Thread_local corio_loop *corio__tls_loop;
 bool corio__loop_owned(const corio_loop *loop);
 void corio__loop_update_time(corio_loop *loop);
 void corio__loop_drain_posted(corio_loop *loop);
 
 /* fd table (fd.c). */
-struct corio_fdslot *corio__fd_slot(corio_loop *loop, int fd, bool create);
+struct corio_fdslot *corio__fd_slot_slow(corio_loop *loop, int fd, bool create);
+/* The slot of fd: NULL if it has none and !create (or memory ran out). */
+static inline struct corio_fdslot *corio__fd_slot(corio_loop *loop, int fd, bool create)
+{
+    size_t c = (size_t)(unsigned)fd >> FD_CHUNK_SHIFT;
+    if (corio_likely(fd >= 0 && c < loop->nchunks && loop->fds[c]))
+        return &loop->fds[c][(unsigned)fd & (FD_CHUNK - 1)];
+    return corio__fd_slot_slow(loop, fd, create);
+}
 /* Called by backends for each event. */
 void corio__fd_event(corio_loop *loop, int fd, uint32_t gen, unsigned revents);
 /* A syscall on fd said EAGAIN for events: drop the cached readiness. */
 void corio__fd_eagain(corio_loop *loop, int fd, unsigned events);
 /* Parks the running coroutine until fd shows one of events. */
 int corio__fd_wait(corio_loop *loop, int fd, unsigned events, int64_t deadline);
+
+/* Spare I/O buffers (buf.c). */
+/* A buffer of at least *size bytes (rounded up to a power of two of 4 KiB
+ * or more, stored back in *size), or NULL. */
+void *corio__buf_get(corio_loop *loop, size_t *size);
+/* Gives back a buffer from corio__buf_get() with the size it reported. */
+void corio__buf_put(corio_loop *loop, void *p, size_t size);
+void corio__buf_pool_free(corio_loop *loop);
+
+/* Tells the backend that the interest in fd changed (for a level backend:
+ * recomputes what to poll for, parked connections included). */
+int corio__fd_interest(corio_loop *loop, int fd, struct corio_fdslot *s);
+
+/* Parked connections (park.c), called by the fd table and the loop. */
+#define CORIO__PARK_EVENTS (CORIO_READABLE | CORIO_RDHUP | CORIO_HUP | CORIO_ERROR)
+void corio__park_ready(corio_loop *loop, struct corio_fdslot *s, unsigned revents);
+void corio__park_closed(corio_loop *loop, struct corio_fdslot *s);
+void corio__park_fini(corio_loop *loop);
 
 /* Timers (timer.c). */
 void corio__wheel_init(struct corio_wheel *w, int64_t now);
@@ -177,17 +283,72 @@ void corio__wake(corio_co *co, int result);
 void corio__budget(corio_loop *loop);
 void corio__co_free_all(corio_loop *loop);
 
+/* Stats (stats.c, kstats.c): fills s->sock from loop's listeners and a
+ * rotating sample of its registered fds. */
+void corio__stats_sockets(corio_loop *loop, corio_stats *s);
+
 /* Stacks (stack.c). */
 struct corio_stack *corio__stack_get(corio_loop *loop, size_t size);
 void corio__stack_put(corio_loop *loop, struct corio_stack *s);
 void corio__stack_pool_free(corio_loop *loop);
 int corio__overflow_handler_install(void);
-void corio__overflow_set_current(const struct corio_stack *s);
 int corio__altstack_setup(void);
 void corio__altstack_release(void);
 
 /* ASan fiber annotations (no-ops without ASan). */
+#if defined(__SANITIZE_ADDRESS__)
+#define CORIO_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CORIO_ASAN 1
+#endif
+#endif
+#ifdef CORIO_ASAN
 void corio__asan_start(void **fake, const void *bottom, size_t size);
 void corio__asan_finish(void *fake, const void **bottom, size_t *size);
+#else
+static inline void corio__asan_start(void **fake, const void *bottom, size_t size)
+{
+    (void)fake, (void)bottom, (void)size;
+}
+static inline void corio__asan_finish(void *fake, const void **bottom, size_t *size)
+{
+    (void)fake, (void)bottom, (void)size;
+}
+#endif
+
+/* TSan fiber annotations (no-ops without TSan): each coroutine is a TSan
+ * fiber, so TSan keeps its stack and its happens-before state apart from
+ * the loop's and orders what runs on one thread. */
+#if defined(__SANITIZE_THREAD__)
+#define CORIO_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CORIO_TSAN 1
+#endif
+#endif
+#ifdef CORIO_TSAN
+void *corio__tsan_fiber_new(void);
+void corio__tsan_fiber_free(void *fiber);
+void *corio__tsan_current(void);
+void corio__tsan_switch(void *fiber);
+#else
+static inline void *corio__tsan_fiber_new(void)
+{
+    return NULL;
+}
+static inline void corio__tsan_fiber_free(void *fiber)
+{
+    (void)fiber;
+}
+static inline void *corio__tsan_current(void)
+{
+    return NULL;
+}
+static inline void corio__tsan_switch(void *fiber)
+{
+    (void)fiber;
+}
+#endif
 
 #endif

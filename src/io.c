@@ -9,6 +9,9 @@
 #include "backend.h"
 
 enum op { OP_READ, OP_WRITE, OP_READV, OP_WRITEV, OP_RECV, OP_SEND, OP_ACCEPT };
+/* The stats count syscalls by kind with op as the index. */
+_Static_assert((int)OP_READ == (int)CORIO_SYSCALL_READ && (int)OP_ACCEPT == (int)CORIO_SYSCALL_ACCEPT,
+               "enum op follows enum corio_syscall_kind");
 
 struct io_req {
     enum op op;
@@ -22,7 +25,7 @@ struct io_req {
     socklen_t *addrlen;
 };
 
-static ssize_t io_try(const struct io_req *q)
+static inline __attribute__((always_inline)) ssize_t io_try(const struct io_req *q)
 {
     SITE(s_read, "read");
     SITE(s_write, "write");
@@ -50,11 +53,16 @@ static ssize_t io_try(const struct io_req *q)
     return -EINVAL;
 }
 
-static ssize_t io_run(corio_loop *loop, const struct io_req *q, unsigned dir, int64_t deadline)
+static inline __attribute__((always_inline)) ssize_t io_run(corio_loop *loop, const struct io_req *q, unsigned dir,
+                                                            int64_t deadline)
 {
     for (;;) {
         ssize_t r = io_try(q);
+        CORIO_STAT(loop->stats.sys[q->op]++);
         if (r >= 0) {
+            CORIO_STAT(if (q->op != OP_ACCEPT) *(dir == CORIO_READABLE ? &loop->stats.bytes_read
+                                                                    : &loop->stats.bytes_written) +=
+                       (uint64_t)r);
             corio__budget(loop);
             return r;
         }
@@ -62,7 +70,7 @@ static ssize_t io_run(corio_loop *loop, const struct io_req *q, unsigned dir, in
             continue;
         if (r != -EAGAIN)
             return r;
-        loop->stats.eagain++;
+        CORIO_STAT(loop->stats.eagain++; loop->stats.sys_eagain[q->op]++);
         corio__fd_eagain(loop, q->fd, dir);
         int w = corio__fd_wait(loop, q->fd, dir, deadline);
         if (w < 0)
@@ -119,6 +127,7 @@ static int rd_connect(corio_loop *loop, int fd, const struct sockaddr *a, sockle
     SITE(s_connect, "connect");
     SITE(s_sockopt, "getsockopt");
     int r = sys_connect(&s_connect, fd, a, l);
+    CORIO_STAT(loop->stats.sys[CORIO_SYSCALL_CONNECT]++);
     if (r == 0 || (r != -EINPROGRESS && r != -EINTR))
         return r;
     /* The handshake goes on in the kernel; writable means it ended. */

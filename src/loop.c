@@ -109,6 +109,7 @@ int corio_loop_new(corio_loop **out, const corio_loop_options *opts)
     atomic_init(&loop->wake_pending, 0);
     list_init(&loop->cos);
     loop->now = corio_now();
+    loop->stats.started = loop->now;
     corio__wheel_init(&loop->wheel, loop->now);
 
     int err = be->init(loop);
@@ -141,14 +142,28 @@ int corio_loop_free(corio_loop *loop)
 {
     if (!corio__loop_owned(loop))
         return -CORIO_EWRONGLOOP;
-    if (alive(loop) || loop->nco || loop->wheel.count || loop->nwatchers || loop->running ||
-        atomic_load(&loop->posted))
+    if (alive(loop) || loop->nco || loop->wheel.count || loop->nwatchers || loop->running)
         return -EBUSY;
+    /* The pool's workers may still post completions: areas stop first. */
+    for (struct corio_loop_ext *e = loop->exts; e; e = e->next) {
+        int r = e->stop ? e->stop(loop, e) : 0;
+        if (r < 0)
+            return r;
+    }
+    if (atomic_load(&loop->posted))
+        return -EBUSY;
+    while (loop->exts) {
+        struct corio_loop_ext *e = loop->exts;
+        loop->exts = e->next;
+        e->fini(loop, e);
+    }
     loop->be->fini(loop);
     for (size_t c = 0; c < loop->nchunks; c++)
         corio__free(loop->fds[c]);
     corio__free(loop->fds);
     corio__stack_pool_free(loop);
+    corio__park_fini(loop);
+    corio__buf_pool_free(loop);
     corio__co_free_all(loop);
     if (loop->altstack)
         corio__altstack_release();
@@ -180,7 +195,10 @@ int corio_loop_wake(corio_loop *loop)
 {
     if (atomic_exchange(&loop->wake_pending, 1))
         return 0; /* a wakeup is already on its way */
-    return loop->be->wake(loop);
+    int r = loop->be->wake(loop);
+    if (r < 0) /* none is: let the next call try again */
+        atomic_store(&loop->wake_pending, 0);
+    return r;
 }
 
 int corio_loop_post(corio_loop *loop, corio_callback *cb)
@@ -194,18 +212,49 @@ int corio_loop_post(corio_loop *loop, corio_callback *cb)
 
 /* Runs what was ready when the pass began; what becomes ready meanwhile
  * waits for the next pass. */
-static void run_ready(corio_loop *loop)
+static unsigned run_ready(corio_loop *loop)
 {
+    unsigned n = 0;
     corio_callback *cb = loop->ready_head;
     loop->ready_head = NULL;
     loop->ready_tail = &loop->ready_head;
+    CORIO_STAT(corio__hist_add(&loop->stats.ready_per_pass, loop->nready));
     loop->nready = 0;
     while (cb) {
         corio_callback *next = cb->next;
         cb->next = NULL;
         cb->fn(loop, cb);
         cb = next;
+        n++;
     }
+    return n;
+}
+
+static bool timers_armed(const corio_loop *loop)
+{
+    return loop->wheel.levels || !list_empty(&loop->wheel.due);
+}
+
+/* One backend wait (timeout_ns: -1 forever, 0 none), with its counters. */
+static int poll_backend(corio_loop *loop, int64_t timeout)
+{
+    /* Time blocked is sampled: one wait in 8 that may block reads the
+     * clock before it, and each sample counts for 8. */
+    int64_t t0 = 0;
+    CORIO_STAT(if (timeout != 0 && (loop->stats.polls & 7) == 0) t0 = corio_now());
+    int n = loop->be->poll(loop, timeout);
+    if (n < 0)
+        return n;
+    loop->since_poll = 0;
+    /* The clock is read only when something needs it: timers to run, or a
+     * blocked-time sample.  A ping-pong without timers reads it never. */
+    if (timers_armed(loop) || t0)
+        corio__loop_update_time(loop);
+    CORIO_STAT(loop->stats.polls++; loop->stats.sys[CORIO_SYSCALL_WAIT]++;
+               corio__hist_add(&loop->stats.events_per_wait, (uint64_t)n);
+               if (n == 0) loop->stats.poll_empty++;
+               if (t0 && loop->now > t0) loop->stats.blocked_ns += 8 * (uint64_t)(loop->now - t0));
+    return n;
 }
 
 int corio_loop_run(corio_loop *loop, corio_run_mode mode)
@@ -221,20 +270,29 @@ int corio_loop_run(corio_loop *loop, corio_run_mode mode)
     int err = 0;
     corio__loop_update_time(loop);
     while (alive(loop) && !loop->stop) {
-        int64_t timeout = 0;
-        if (mode != CORIO_RUN_NOWAIT && loop->nready == 0)
-            timeout = corio__wheel_timeout(loop);
-        int n = loop->be->poll(loop, timeout);
-        if (n < 0) {
-            err = n;
-            break;
+        /* While work is ready the backend is asked, without blocking, only
+         * once every CORIO__POLL_INTERVAL callbacks (tokio does the same):
+         * yields and wakeups between coroutines then cost no syscall, and
+         * fds and timers still get their turn within a bounded amount of
+         * work.  ONCE and NOWAIT always ask. */
+        bool busy = loop->nready > 0;
+        if (!busy || mode != CORIO_RUN_DEFAULT || loop->since_poll >= CORIO__POLL_INTERVAL) {
+            int64_t timeout = 0;
+            if (!busy && mode != CORIO_RUN_NOWAIT && timers_armed(loop)) {
+                corio__loop_update_time(loop); /* the pass may have been long */
+                timeout = corio__wheel_timeout(loop);
+            } else if (!busy && mode != CORIO_RUN_NOWAIT) {
+                timeout = -1;
+            }
+            int n = poll_backend(loop, timeout);
+            if (n < 0) {
+                err = n;
+                break;
+            }
         }
-        loop->stats.polls++;
-        if (n == 0)
-            loop->stats.poll_empty++;
         corio__wheel_run(loop);
-        run_ready(loop);
-        loop->stats.iterations++;
+        loop->since_poll += run_ready(loop);
+        CORIO_STAT(loop->stats.iterations++);
         if (mode != CORIO_RUN_DEFAULT)
             break;
     }
@@ -263,6 +321,14 @@ const char *corio_loop_backend(const corio_loop *loop)
 int64_t corio_loop_now(const corio_loop *loop)
 {
     return loop->now;
+}
+
+int corio_loop_adopt(corio_loop *loop)
+{
+    if (loop->running)
+        return -EBUSY;
+    loop->owner = &tls_token;
+    return 0;
 }
 
 void corio_loop_ref(corio_loop *loop)

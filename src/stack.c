@@ -16,14 +16,6 @@
 
 #include "internal.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define CORIO_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CORIO_ASAN 1
-#endif
-#endif
-
 #ifdef CORIO_ASAN
 #include <sanitizer/common_interface_defs.h>
 void corio__asan_start(void **fake, const void *bottom, size_t size)
@@ -34,14 +26,25 @@ void corio__asan_finish(void *fake, const void **bottom, size_t *size)
 {
     __sanitizer_finish_switch_fiber(fake, bottom, size);
 }
-#else
-void corio__asan_start(void **fake, const void *bottom, size_t size)
+#endif
+
+#ifdef CORIO_TSAN
+#include <sanitizer/tsan_interface.h>
+void *corio__tsan_fiber_new(void)
 {
-    (void)fake, (void)bottom, (void)size;
+    return __tsan_create_fiber(0);
 }
-void corio__asan_finish(void *fake, const void **bottom, size_t *size)
+void corio__tsan_fiber_free(void *fiber)
 {
-    (void)fake, (void)bottom, (void)size;
+    __tsan_destroy_fiber(fiber);
+}
+void *corio__tsan_current(void)
+{
+    return __tsan_get_current_fiber();
+}
+void corio__tsan_switch(void *fiber)
+{
+    __tsan_switch_to_fiber(fiber, 0);
 }
 #endif
 
@@ -122,18 +125,11 @@ void corio__stack_pool_free(corio_loop *loop)
 
 /* ---- Stack overflow: a message instead of a bare SIGSEGV ---- */
 
-static _Thread_local const struct corio_stack *tls_stack
-    __attribute__((tls_model("initial-exec")));
 static _Thread_local void *tls_altstack __attribute__((tls_model("initial-exec")));
 static _Thread_local unsigned tls_altstack_users __attribute__((tls_model("initial-exec")));
 static struct sigaction old_segv, old_bus;
 static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
 static int handler_err;
-
-void corio__overflow_set_current(const struct corio_stack *s)
-{
-    tls_stack = s;
-}
 
 static char *fmt_size(char *p, size_t v)
 {
@@ -150,7 +146,9 @@ static char *fmt_size(char *p, size_t v)
 static void on_fault(int sig, siginfo_t *si, void *uc)
 {
     (void)uc;
-    const struct corio_stack *s = tls_stack;
+    /* The running coroutine of this thread's loop, if any, is the suspect. */
+    corio_loop *loop = corio__tls_loop;
+    const struct corio_stack *s = loop && loop->cur ? loop->cur->stack : NULL;
     const char *a = si->si_addr;
     /* The guard page, or a little below it for a frame that jumped over. */
     if (s && a < (const char *)s->base && a >= (const char *)s->map - 65536) {

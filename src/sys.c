@@ -1,5 +1,5 @@
-/* The allocator hook, the fault-injection seam behind sys.h, assertions
- * and error names. */
+/* The allocator hook, assertions and error names.  The fault-injection
+ * seam behind sys.h is in fault.c. */
 #include <stdio.h>
 #include <string.h>
 
@@ -45,72 +45,6 @@ void corio__free(void *p)
 {
     if (p)
         alloc.free(p);
-}
-
-/* ---- Fault injection ---- */
-
-volatile int corio__fault_on;
-
-static struct {
-    const struct corio__site *site; /* NULL: any site named `name` */
-    const char *name;               /* NULL: any name */
-    unsigned nth;                   /* fail the nth matching call (1-based) */
-    unsigned seen;
-    int err;                        /* -errno or CORIO__FAULT_SHORT */
-    bool armed, fired, record;
-} plan;
-
-extern struct corio__site __start_corio_sites[], __stop_corio_sites[];
-
-size_t corio__fault_sites(struct corio__site **first)
-{
-    *first = __start_corio_sites;
-    return (size_t)(__stop_corio_sites - __start_corio_sites);
-}
-
-void corio__fault_arm(const struct corio__site *site, const char *name, unsigned nth, int err)
-{
-    plan.site = site;
-    plan.name = name;
-    plan.nth = nth ? nth : 1;
-    plan.seen = 0;
-    plan.err = err;
-    plan.armed = true;
-    plan.fired = false;
-    corio__fault_on = 1;
-}
-
-void corio__fault_record(bool on)
-{
-    plan.record = on;
-    corio__fault_on = on || plan.armed;
-}
-
-void corio__fault_disarm(void)
-{
-    plan.armed = false;
-    corio__fault_on = plan.record;
-}
-
-bool corio__fault_fired(void)
-{
-    return plan.fired;
-}
-
-int corio__fault(struct corio__site *s)
-{
-    if (plan.record)
-        s->calls++;
-    if (!plan.armed || plan.fired)
-        return 0;
-    if (plan.site && plan.site != s)
-        return 0;
-    if (plan.name && strcmp(plan.name, s->name) != 0)
-        return 0;
-    if (++plan.seen < plan.nth)
-        return 0;
-    plan.fired = true;
-    return plan.err;
 }
 
 /* ---- Assertions and errors ---- */

@@ -11,11 +11,20 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/signalfd.h>
+#endif
 
 #include "corio.h"
 
@@ -62,6 +71,40 @@ int corio__fault(struct corio__site *s);
         }                                                               \
     } while (0)
 
+/* For vectored calls: a short transfer moves part of the first non-empty
+ * buffer only, which is what a kernel under memory pressure does. */
+static inline void corio__fault_short_iov(const struct iovec **iov, int *cnt, struct iovec *one)
+{
+    int i = 0;
+    while (i < *cnt && (*iov)[i].iov_len == 0)
+        i++;
+    if (i == *cnt)
+        return;
+    *one = (*iov)[i];
+    if (one->iov_len > 1) {
+        one->iov_len /= 2;
+    } else {
+        int j = i + 1;
+        while (j < *cnt && (*iov)[j].iov_len == 0)
+            j++;
+        if (j == *cnt)
+            return; /* one byte in all: nothing shorter to move */
+    }
+    *iov = one;
+    *cnt = 1;
+}
+
+#define FAULT_IOV(s, iov, cnt, one)                                     \
+    do {                                                                \
+        if (corio_unlikely(corio__fault_on)) {                          \
+            int f_ = corio__fault(s);                                   \
+            if (f_ < 0)                                                 \
+                return f_;                                              \
+            if (f_ == CORIO__FAULT_SHORT)                               \
+                corio__fault_short_iov(&(iov), &(cnt), &(one));         \
+        }                                                               \
+    } while (0)
+
 #define SYS_RESULT(r) ((r) < 0 ? -errno : (r))
 
 static inline ssize_t sys_read(struct corio__site *s, int fd, void *b, size_t n)
@@ -80,14 +123,16 @@ static inline ssize_t sys_write(struct corio__site *s, int fd, const void *b, si
 
 static inline ssize_t sys_readv(struct corio__site *s, int fd, const struct iovec *iov, int cnt)
 {
-    FAULT(s);
+    struct iovec one;
+    FAULT_IOV(s, iov, cnt, one);
     ssize_t r = readv(fd, iov, cnt);
     return SYS_RESULT(r);
 }
 
 static inline ssize_t sys_writev(struct corio__site *s, int fd, const struct iovec *iov, int cnt)
 {
-    FAULT(s);
+    struct iovec one;
+    FAULT_IOV(s, iov, cnt, one);
     ssize_t r = writev(fd, iov, cnt);
     return SYS_RESULT(r);
 }
@@ -170,6 +215,228 @@ static inline int sys_mprotect(struct corio__site *s, void *p, size_t len, int p
     int r = mprotect(p, len, prot);
     return SYS_RESULT(r);
 }
+
+/* Sockets and files (net.c, stream.c). */
+static inline int sys_socket(struct corio__site *s, int domain, int type, int proto)
+{
+    FAULT(s);
+    int r = socket(domain, type, proto);
+    return SYS_RESULT(r);
+}
+
+static inline int sys_bind(struct corio__site *s, int fd, const struct sockaddr *a, socklen_t l)
+{
+    FAULT(s);
+    int r = bind(fd, a, l);
+    return SYS_RESULT(r);
+}
+
+static inline int sys_listen(struct corio__site *s, int fd, int backlog)
+{
+    FAULT(s);
+    int r = listen(fd, backlog);
+    return SYS_RESULT(r);
+}
+
+static inline int sys_setsockopt(struct corio__site *s, int fd, int level, int name,
+                                 const void *v, socklen_t l)
+{
+    FAULT(s);
+    int r = setsockopt(fd, level, name, v, l);
+    return SYS_RESULT(r);
+}
+
+static inline int sys_getsockname(struct corio__site *s, int fd, struct sockaddr *a, socklen_t *l)
+{
+    FAULT(s);
+    int r = getsockname(fd, a, l);
+    return SYS_RESULT(r);
+}
+
+static inline int sys_getpeername(struct corio__site *s, int fd, struct sockaddr *a, socklen_t *l)
+{
+    FAULT(s);
+    int r = getpeername(fd, a, l);
+    return SYS_RESULT(r);
+}
+
+static inline int sys_shutdown(struct corio__site *s, int fd, int how)
+{
+    FAULT(s);
+    int r = shutdown(fd, how);
+    return SYS_RESULT(r);
+}
+
+static inline ssize_t sys_sendto(struct corio__site *s, int fd, const void *b, size_t n, int fl,
+                                 const struct sockaddr *a, socklen_t l)
+{
+    FAULT(s);
+    ssize_t r = sendto(fd, b, n, fl, a, l);
+    return SYS_RESULT(r);
+}
+
+static inline ssize_t sys_recvfrom(struct corio__site *s, int fd, void *b, size_t n, int fl,
+                                   struct sockaddr *a, socklen_t *l)
+{
+    FAULT(s);
+    ssize_t r = recvfrom(fd, b, n, fl, a, l);
+    return SYS_RESULT(r);
+}
+
+static inline int sys_sendmmsg(struct corio__site *s, int fd, struct mmsghdr *m, unsigned n, int fl)
+{
+    FAULT(s);
+    int r = sendmmsg(fd, m, n, fl);
+    return SYS_RESULT(r);
+}
+
+static inline int sys_recvmmsg(struct corio__site *s, int fd, struct mmsghdr *m, unsigned n, int fl)
+{
+    FAULT(s);
+    int r = recvmmsg(fd, m, n, fl, NULL);
+    return SYS_RESULT(r);
+}
+
+static inline int sys_open(struct corio__site *s, const char *path, int flags)
+{
+    FAULT(s);
+    int r = open(path, flags);
+    return SYS_RESULT(r);
+}
+
+static inline int sys_unlink(struct corio__site *s, const char *path)
+{
+    FAULT(s);
+    int r = unlink(path);
+    return SYS_RESULT(r);
+}
+
+/* Files for corio-http's static route. */
+static inline int sys_openat(struct corio__site *s, int dirfd, const char *path, int flags)
+{
+    FAULT(s);
+    int r = openat(dirfd, path, flags);
+    return SYS_RESULT(r);
+}
+
+static inline int sys_fstat(struct corio__site *s, int fd, struct stat *st)
+{
+    FAULT(s);
+    int r = fstat(fd, st);
+    return SYS_RESULT(r);
+}
+
+static inline ssize_t sys_sendfile(struct corio__site *s, int out, int in, off_t *off, size_t n)
+{
+    FAULT_IO(s, n);
+    ssize_t r = sendfile(out, in, off, n);
+    return SYS_RESULT(r);
+}
+
+/* Socket queue sizes (kstats.c: SIOCINQ, SIOCOUTQ). */
+static inline int sys_ioctl(struct corio__site *s, int fd, unsigned long req, void *arg)
+{
+    FAULT(s);
+    int r = ioctl(fd, req, arg);
+    return SYS_RESULT(r);
+}
+
+/* Threads and signals (pool.c, signal.c).  pthread calls return the error
+ * itself rather than setting errno. */
+static inline int sys_pthread_create(struct corio__site *s, pthread_t *t, void *(*fn)(void *),
+                                     void *arg)
+{
+    FAULT(s);
+    return -pthread_create(t, NULL, fn, arg);
+}
+
+static inline int sys_sigmask(struct corio__site *s, int how, const sigset_t *set, sigset_t *old)
+{
+    FAULT(s);
+    return -pthread_sigmask(how, set, old);
+}
+
+static inline int sys_sigaction(struct corio__site *s, int sig, const struct sigaction *act,
+                                struct sigaction *old)
+{
+    FAULT(s);
+    int r = sigaction(sig, act, old);
+    return SYS_RESULT(r);
+}
+
+static inline int sys_pipe2(struct corio__site *s, int fds[2], int flags)
+{
+    FAULT(s);
+    int r = pipe2(fds, flags);
+    return SYS_RESULT(r);
+}
+
+#ifdef __linux__
+static inline int sys_signalfd(struct corio__site *s, int fd, const sigset_t *set, int flags)
+{
+    FAULT(s);
+    int r = signalfd(fd, set, flags);
+    return SYS_RESULT(r);
+}
+#endif
+
+/* CPU affinity and processes (mt.c, prefork.c). */
+#ifdef __linux__
+#include <sched.h>
+static inline int sys_sched_getaffinity(struct corio__site *s, cpu_set_t *set)
+{
+    FAULT(s);
+    int r = sched_getaffinity(0, sizeof *set, set);
+    return SYS_RESULT(r);
+}
+
+/* Pins the calling thread. */
+static inline int sys_sched_setaffinity(struct corio__site *s, const cpu_set_t *set)
+{
+    FAULT(s);
+    int r = sched_setaffinity(0, sizeof *set, set);
+    return SYS_RESULT(r);
+}
+#endif
+
+static inline pid_t sys_fork(struct corio__site *s)
+{
+    FAULT(s);
+    pid_t r = fork();
+    return SYS_RESULT(r);
+}
+
+static inline int sys_kill(struct corio__site *s, pid_t pid, int sig)
+{
+    FAULT(s);
+    int r = kill(pid, sig);
+    return SYS_RESULT(r);
+}
+
+static inline pid_t sys_waitpid(struct corio__site *s, pid_t pid, int *status, int flags)
+{
+    FAULT(s);
+    pid_t r = waitpid(pid, status, flags);
+    return SYS_RESULT(r);
+}
+
+static inline int sys_sigtimedwait(struct corio__site *s, const sigset_t *set, siginfo_t *info,
+                                   const struct timespec *timeout)
+{
+    FAULT(s);
+    int r = sigtimedwait(set, info, timeout);
+    return SYS_RESULT(r);
+}
+
+#ifdef __linux__
+#include <sys/prctl.h>
+static inline int sys_prctl(struct corio__site *s, int option, unsigned long arg)
+{
+    FAULT(s);
+    int r = prctl(option, arg, 0UL, 0UL, 0UL);
+    return SYS_RESULT(r);
+}
+#endif
 
 /* Allocation: through the user's allocator (corio_set_allocator). */
 void *corio__malloc(struct corio__site *s, size_t n);

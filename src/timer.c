@@ -33,6 +33,7 @@ static uint64_t tick_of(int64_t deadline)
 void corio__wheel_init(struct corio_wheel *w, int64_t now)
 {
     w->elapsed = (uint64_t)now >> WHEEL_TICK_SHIFT;
+    w->levels = 0;
     for (unsigned l = 0; l < WHEEL_LEVELS; l++) {
         w->occupied[l] = 0;
         for (unsigned s = 0; s < WHEEL_SLOTS; s++)
@@ -62,6 +63,7 @@ static void place(struct corio_wheel *w, corio_timer *t)
     unsigned slot = (unsigned)(tick >> (level * WHEEL_BITS)) & (WHEEL_SLOTS - 1);
     list_insert_tail(&w->slots[level][slot], &t->link);
     w->occupied[level] |= (uint64_t)1 << slot;
+    w->levels |= 1u << level;
     t->level = (uint8_t)level;
     t->slot = (uint8_t)slot;
     t->state = T_WHEEL;
@@ -70,8 +72,9 @@ static void place(struct corio_wheel *w, corio_timer *t)
 static void unplace(struct corio_wheel *w, corio_timer *t)
 {
     list_remove(&t->link);
-    if (t->state == T_WHEEL && list_empty(&w->slots[t->level][t->slot]))
-        w->occupied[t->level] &= ~((uint64_t)1 << t->slot);
+    if (t->state == T_WHEEL && list_empty(&w->slots[t->level][t->slot]) &&
+        !(w->occupied[t->level] &= ~((uint64_t)1 << t->slot)))
+        w->levels &= ~(1u << t->level);
     t->state = T_IDLE;
 }
 
@@ -102,6 +105,7 @@ void corio_timer_start(corio_loop *loop, corio_timer *t, int64_t deadline)
         if (!t->unref)
             loop->refs++;
     }
+    CORIO_STAT(loop->stats.timers_started++);
     t->deadline = deadline;
     t->seq = ++w->seq;
     place(w, t);
@@ -112,6 +116,7 @@ void corio_timer_stop(corio_loop *loop, corio_timer *t)
     if (t->state == T_IDLE)
         return;
     unplace(&loop->wheel, t);
+    CORIO_STAT(loop->stats.timers_cancelled++);
     loop->wheel.count--;
     if (!t->unref)
         loop->refs--;
@@ -122,21 +127,17 @@ void corio_timer_stop(corio_loop *loop, corio_timer *t)
  * Slots of a level never lie behind the wheel's position in that level. */
 static bool next_slot(const struct corio_wheel *w, unsigned *level, unsigned *slot, uint64_t *tick)
 {
-    for (unsigned l = 0; l < WHEEL_LEVELS; l++) {
-        if (!w->occupied[l])
-            continue;
-        unsigned shift = l * WHEEL_BITS;
-        unsigned pos = (unsigned)(w->elapsed >> shift) & (WHEEL_SLOTS - 1);
-        uint64_t ahead = pos == WHEEL_SLOTS - 1 ? 0 : w->occupied[l] >> (pos + 1) << (pos + 1);
-        CORIO_ASSERT(ahead == w->occupied[l]);
-        unsigned s = (unsigned)__builtin_ctzll(ahead);
-        uint64_t span = shift + WHEEL_BITS >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << (shift + WHEEL_BITS)) - 1;
-        *level = l;
-        *slot = s;
-        *tick = (w->elapsed & ~span) + ((uint64_t)s << shift);
-        return true;
-    }
-    return false;
+    if (!w->levels)
+        return false;
+    unsigned l = (unsigned)__builtin_ctz(w->levels);
+    unsigned shift = l * WHEEL_BITS;
+    unsigned s = (unsigned)__builtin_ctzll(w->occupied[l]);
+    CORIO_ASSERT(s > ((unsigned)(w->elapsed >> shift) & (WHEEL_SLOTS - 1)));
+    uint64_t span = ((uint64_t)1 << (shift + WHEEL_BITS)) - 1; /* shift + 6 <= 54 */
+    *level = l;
+    *slot = s;
+    *tick = (w->elapsed & ~span) + ((uint64_t)s << shift);
+    return true;
 }
 
 /* Moves the wheel to now_tick: due timers to the due list, others down. */
@@ -148,7 +149,8 @@ static void advance(struct corio_wheel *w, uint64_t now_tick)
         corio_list batch;
         list_init(&batch);
         list_splice_tail(&batch, &w->slots[level][slot]);
-        w->occupied[level] &= ~((uint64_t)1 << slot);
+        if (!(w->occupied[level] &= ~((uint64_t)1 << slot)))
+            w->levels &= ~(1u << level);
         w->elapsed = tick;
         while (!list_empty(&batch)) {
             corio_timer *t = corio_container_of(batch.next, corio_timer, link);
@@ -227,7 +229,11 @@ static void sort_list(corio_list *h)
 size_t corio__wheel_run(corio_loop *loop)
 {
     struct corio_wheel *w = &loop->wheel;
-    advance(w, (uint64_t)loop->now >> WHEEL_TICK_SHIFT);
+    uint64_t now_tick = (uint64_t)loop->now >> WHEEL_TICK_SHIFT;
+    if (corio_likely(!w->levels)) /* nothing in the wheel: just keep time */
+        w->elapsed = now_tick > w->elapsed ? now_tick : w->elapsed;
+    else
+        advance(w, now_tick);
     if (list_empty(&w->due))
         return 0;
     /* Take the batch first: timers started by these callbacks land in the
@@ -247,6 +253,6 @@ size_t corio__wheel_run(corio_loop *loop)
         n++;
         t->fn(loop, t);
     }
-    loop->stats.timers_fired += n;
+    CORIO_STAT(loop->stats.timers_fired += n);
     return n;
 }

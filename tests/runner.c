@@ -34,7 +34,8 @@ _Noreturn void test_fail(const char *file, int line, const char *fmt, ...)
 }
 
 /* Counting allocator: every live block carries its size in a header. */
-static long long live_bytes, live_blocks;
+/* Atomic: tests with several loops allocate from several threads. */
+static _Atomic long long live_bytes, live_blocks;
 static void *count_malloc(size_t n)
 {
     size_t *p = malloc(n + 16);

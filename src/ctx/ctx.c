@@ -7,6 +7,9 @@
 
 #if defined(CORIO_CTX_UCONTEXT)
 
+#include <pthread.h>
+#include <signal.h>
+
 /* makecontext passes int arguments only, so the pointer travels in two. */
 struct start_args {
     corio_ctx_entry entry;
@@ -37,6 +40,10 @@ void corio__ctx_make(corio_ctx *ctx, void *base, size_t size, corio_ctx_entry en
 
 void corio__ctx_switch(corio_ctx *from, corio_ctx *to)
 {
+    /* swapcontext restores the signal mask `to` had when it left, but the
+     * mask is the thread's (signal.c blocks signals from a coroutine and
+     * expects them to stay blocked): carry the current one over. */
+    pthread_sigmask(SIG_SETMASK, NULL, &to->uc.uc_sigmask);
     swapcontext(&from->uc, &to->uc);
 }
 
