@@ -79,8 +79,13 @@ TEST_OBJ := $(TEST_SRC:%.c=$(B)/%.o) $(TEST_ASM:%.S=$(B)/%.o)
 $(B)/corio-test: $(TEST_OBJ) $(B)/libcorio.a
 	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) $(B)/libcorio.a $(LDLIBS) -lm
 
+# The public header must compile as C11 and as C++ on its own.
+check-header:
+	@printf '#include "corio.h"\nint main(void){return 0;}\n' | $(CC) -std=c11 -Iinclude -Wall -Wextra -pedantic -fsyntax-only -x c -
+	@printf '#include "corio.h"\nint main(){return 0;}\n' | $(CXX) -std=c++17 -Iinclude -Wall -Wextra -fsyntax-only -x c++ -
+
 BACKENDS ?= epoll poll
-test: $(B)/corio-test examples
+test: $(B)/corio-test examples check-header
 	@set -e; for be in $(BACKENDS); do CORIO_BACKEND=$$be ./$(B)/corio-test $(TESTS); done
 
 # Cross-built for aarch64 and run under qemu-user (Debian: gcc-aarch64-linux-gnu, qemu-user).
@@ -158,5 +163,5 @@ install: $(B)/libcorio.a $(B)/libcorio.so
 clean:
 	rm -rf build
 
-.PHONY: all test test-aarch64 bench install clean examples fuzz fuzz-build test-valgrind
+.PHONY: check-header all test test-aarch64 bench install clean examples fuzz fuzz-build test-valgrind
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

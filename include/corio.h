@@ -30,6 +30,12 @@
 extern "C" {
 #endif
 
+#ifdef __cplusplus
+#define CORIO_NORETURN [[noreturn]]
+#else
+#define CORIO_NORETURN _Noreturn
+#endif
+
 #define CORIO_VERSION_MAJOR 0
 #define CORIO_VERSION_MINOR 1
 
@@ -252,7 +258,7 @@ void corio_detach(corio_co *co);
 int corio_cancel(corio_co *co);
 
 /* Ends the calling coroutine with result, as if its function returned. */
-_Noreturn void corio_exit(void *result);
+CORIO_NORETURN void corio_exit(void *result);
 
 /* Lets other ready coroutines run.  0, or -CORIO_ENOTCO. */
 int corio_yield(void);

@@ -309,25 +309,30 @@ static bool forbidden(int signo)
            signo == SIGFPE || signo == SIGILL;
 }
 
-/* Checks set; puts in *more its signals s has not claimed (s may be NULL)
- * and returns how many, or -EINVAL. */
-static int check_set(const sigset_t *set, const struct corio_sig *s, sigset_t *more)
+/* The set of the n signals, or -EINVAL. */
+static int to_set(const int *signals, size_t n, sigset_t *set)
 {
-    bool any = false;
+    sigemptyset(set);
+    if (!signals || n == 0)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (signals[i] <= 0 || signals[i] >= NSIG || forbidden(signals[i]) ||
+            sigaddset(set, signals[i]) < 0) /* glibc keeps two for itself */
+            return -EINVAL;
+    return 0;
+}
+
+/* Puts in *more the signals of set s has not claimed; returns how many. */
+static int unclaimed(const sigset_t *set, const struct corio_sig *s, sigset_t *more)
+{
     int nmore = 0;
     sigemptyset(more);
-    for (int i = 1; i < NSIG; i++) {
-        if (sigismember(set, i) != 1)
-            continue;
-        if (forbidden(i))
-            return -EINVAL;
-        any = true;
-        if (!s || sigismember(&s->claimed, i) != 1) {
+    for (int i = 1; i < NSIG; i++)
+        if (sigismember(set, i) == 1 && sigismember(&s->claimed, i) != 1) {
             sigaddset(more, i);
             nmore++;
         }
-    }
-    return any ? nmore : -EINVAL;
+    return nmore;
 }
 
 static int park_for(corio_loop *loop, struct corio_sig *s, const sigset_t *set, int64_t deadline)
@@ -349,26 +354,22 @@ static int park_for(corio_loop *loop, struct corio_sig *s, const sigset_t *set, 
     return r;
 }
 
-int corio_signal_wait(const sigset_t *set, int64_t deadline)
+int corio_signal_wait(const int *signals, size_t n, int64_t deadline)
 {
     corio_loop *loop = corio__tls_loop;
     if (!loop)
         return -CORIO_ENOTCO;
-    if (!set)
-        return -EINVAL;
-    sigset_t more;
+    sigset_t set, more;
     struct corio_sig *s;
-    int r = check_set(set, NULL, &more);
-    if (r >= 0)
+    int r = to_set(signals, n, &set);
+    if (r == 0)
         r = sig_get(loop, &s);
-    if (r >= 0)
-        r = check_set(set, s, &more);
-    if (r > 0)
+    if (r == 0 && unclaimed(&set, s, &more) > 0)
         r = src_claim(s, &more);
     if (r < 0)
         return r;
     /* Kept from before, or arrived but not yet read: no need to park. */
-    if ((r = take_pending(s, set)) || (r = drain(s)) < 0 || (r = take_pending(s, set)))
+    if ((r = take_pending(s, &set)) || (r = drain(s)) < 0 || (r = take_pending(s, &set)))
         return r;
-    return park_for(loop, s, set, deadline);
+    return park_for(loop, s, &set, deadline);
 }

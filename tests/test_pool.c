@@ -646,13 +646,11 @@ static void *area_workload(void *p)
     r = corio_resolve("127.0.0.1", "81", AF_INET, SOCK_STREAM, out, 4, CORIO_NOWAIT);
     CHECK(r == 1 ? is_loopback(&out[0], 81) : r < 0);
 
-    sigset_t usr1;
-    sigemptyset(&usr1);
-    sigaddset(&usr1, SIGUSR1);
-    r = corio_signal_wait(&usr1, CORIO_NOWAIT);
+    const int usr1[] = {SIGUSR1};
+    r = corio_signal_wait(usr1, 1, CORIO_NOWAIT);
     if (r == -EAGAIN) { /* routed to the loop: safe to send */
         CHECK_EQ(kill(getpid(), SIGUSR1), 0);
-        r = corio_signal_wait(&usr1, corio_after(5 * CORIO_SEC));
+        r = corio_signal_wait(usr1, 1, corio_after(5 * CORIO_SEC));
         CHECK(r == SIGUSR1 || (r < 0 && r != -ETIMEDOUT));
     } else {
         CHECK(r < 0);

@@ -2,6 +2,7 @@
  * waits, deadline and cancellation, bad sets, and the signal mask and
  * dispositions put back when the loop goes. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
@@ -21,8 +22,16 @@ static sigset_t set_of(int a, int b)
     return s;
 }
 
+static bool blocked_now(int signo)
+{
+    sigset_t cur;
+    CHECK_EQ(pthread_sigmask(SIG_BLOCK, NULL, &cur), 0);
+    return sigismember(&cur, signo) == 1;
+}
+
 struct sw {
-    sigset_t set;
+    int sigs[2];
+    size_t n;
     int64_t deadline;
     int rc;
     corio_event done;
@@ -31,14 +40,16 @@ struct sw {
 static void *sig_waiter(void *p)
 {
     struct sw *w = p;
-    w->rc = corio_signal_wait(&w->set, w->deadline);
+    w->rc = corio_signal_wait(w->sigs, w->n, w->deadline);
     CHECK_EQ(corio_event_set(&w->done), 0);
     return NULL;
 }
 
 static void sw_init(corio_loop *loop, struct sw *w, int a, int b)
 {
-    w->set = set_of(a, b);
+    w->sigs[0] = a;
+    w->sigs[1] = b;
+    w->n = b ? 2 : 1;
     w->deadline = corio_after(5 * CORIO_SEC);
     w->rc = 99;
     corio_event_init(loop, &w->done);
@@ -105,16 +116,16 @@ TEST(signal_each_goes_to_one_waiter)
 static void *keep_for_later(void *p)
 {
     (void)p;
-    sigset_t usr1 = set_of(SIGUSR1, 0), usr2 = set_of(SIGUSR2, 0);
-    CHECK_EQ(corio_signal_wait(&usr1, corio_after(2 * MS)), -ETIMEDOUT); /* now routed here */
-    CHECK_EQ(corio_signal_wait(&usr1, CORIO_NOWAIT), -EAGAIN);
+    const int usr1[] = {SIGUSR1}, usr2[] = {SIGUSR2};
+    CHECK_EQ(corio_signal_wait(usr1, 1, corio_after(2 * MS)), -ETIMEDOUT); /* now routed here */
+    CHECK_EQ(corio_signal_wait(usr1, 1, CORIO_NOWAIT), -EAGAIN);
     CHECK_EQ(kill(getpid(), SIGUSR1), 0);
-    CHECK_EQ(corio_signal_wait(&usr1, CORIO_NOWAIT), SIGUSR1);
-    CHECK_EQ(corio_signal_wait(&usr1, CORIO_NOWAIT), -EAGAIN); /* taken: once only */
+    CHECK_EQ(corio_signal_wait(usr1, 1, CORIO_NOWAIT), SIGUSR1);
+    CHECK_EQ(corio_signal_wait(usr1, 1, CORIO_NOWAIT), -EAGAIN); /* taken: once only */
     /* Read by the loop while a coroutine waits for another signal. */
     CHECK_EQ(kill(getpid(), SIGUSR1), 0);
-    CHECK_EQ(corio_signal_wait(&usr2, corio_after(5 * MS)), -ETIMEDOUT);
-    CHECK_EQ(corio_signal_wait(&usr1, CORIO_NOWAIT), SIGUSR1);
+    CHECK_EQ(corio_signal_wait(usr2, 1, corio_after(5 * MS)), -ETIMEDOUT);
+    CHECK_EQ(corio_signal_wait(usr1, 1, CORIO_NOWAIT), SIGUSR1);
     return NULL;
 }
 
@@ -178,23 +189,25 @@ TEST(signal_cancelled_waiter_passes_it_on)
 static void *bad_sets(void *p)
 {
     (void)p;
-    sigset_t s = set_of(0, 0);
-    CHECK_EQ(corio_signal_wait(&s, CORIO_NOWAIT), -EINVAL);
-    CHECK_EQ(corio_signal_wait(NULL, CORIO_NOWAIT), -EINVAL);
-    s = set_of(SIGUSR1, SIGKILL);
-    CHECK_EQ(corio_signal_wait(&s, CORIO_NOWAIT), -EINVAL);
-    s = set_of(SIGSEGV, 0);
-    CHECK_EQ(corio_signal_wait(&s, CORIO_NOWAIT), -EINVAL);
-    s = set_of(SIGSTOP, 0);
-    CHECK_EQ(corio_signal_wait(&s, CORIO_NOWAIT), -EINVAL);
+    const int ok[] = {SIGUSR1}, kill9[] = {SIGUSR1, SIGKILL}, segv[] = {SIGSEGV},
+              stop[] = {SIGSTOP}, zero[] = {0}, neg[] = {-1}, big[] = {100000};
+    CHECK_EQ(corio_signal_wait(ok, 0, CORIO_NOWAIT), -EINVAL);
+    CHECK_EQ(corio_signal_wait(NULL, 1, CORIO_NOWAIT), -EINVAL);
+    CHECK_EQ(corio_signal_wait(kill9, 2, CORIO_NOWAIT), -EINVAL);
+    CHECK_EQ(corio_signal_wait(segv, 1, CORIO_NOWAIT), -EINVAL);
+    CHECK_EQ(corio_signal_wait(stop, 1, CORIO_NOWAIT), -EINVAL);
+    CHECK_EQ(corio_signal_wait(zero, 1, CORIO_NOWAIT), -EINVAL);
+    CHECK_EQ(corio_signal_wait(neg, 1, CORIO_NOWAIT), -EINVAL);
+    CHECK_EQ(corio_signal_wait(big, 1, CORIO_NOWAIT), -EINVAL);
+    CHECK(!blocked_now(SIGUSR1)); /* a refused call claimed nothing */
     return NULL;
 }
 
 TEST(signal_bad_sets)
 {
     corio_loop *loop = test_loop();
-    sigset_t s = set_of(SIGUSR1, 0);
-    CHECK_EQ(corio_signal_wait(&s, CORIO_FOREVER), -CORIO_ENOTCO); /* no loop running */
+    const int usr1[] = {SIGUSR1};
+    CHECK_EQ(corio_signal_wait(usr1, 1, CORIO_FOREVER), -CORIO_ENOTCO); /* no loop running */
     CHECK_EQ(corio_spawn(loop, NULL, bad_sets, NULL, 0), 0);
     test_run(loop);
     test_loop_free(loop);
@@ -202,18 +215,12 @@ TEST(signal_bad_sets)
 
 /* Freed, the loop unblocks what it blocked and leaves alone what the
  * program had blocked itself; handlers are as they were. */
-static bool blocked_now(int signo)
-{
-    sigset_t cur;
-    CHECK_EQ(pthread_sigmask(SIG_BLOCK, NULL, &cur), 0);
-    return sigismember(&cur, signo) == 1;
-}
 
 static void *wait_both_briefly(void *p)
 {
     (void)p;
-    sigset_t s = set_of(SIGUSR1, SIGUSR2);
-    CHECK_EQ(corio_signal_wait(&s, corio_after(1 * MS)), -ETIMEDOUT);
+    const int both[] = {SIGUSR1, SIGUSR2};
+    CHECK_EQ(corio_signal_wait(both, 2, corio_after(1 * MS)), -ETIMEDOUT);
     CHECK_EQ(kill(getpid(), SIGUSR1), 0); /* arrives, nobody takes it */
     return NULL;
 }
@@ -246,11 +253,11 @@ static void *pool_then_wait(void *p)
 {
     (void)p;
     CHECK_EQ(corio_pool_run(noop, NULL, NULL, NULL, corio_after(5 * CORIO_SEC)), 0);
-    sigset_t s = set_of(SIGUSR1, 0);
-    CHECK_EQ(corio_signal_wait(&s, CORIO_NOWAIT), -EAGAIN);
+    const int usr1[] = {SIGUSR1};
+    CHECK_EQ(corio_signal_wait(usr1, 1, CORIO_NOWAIT), -EAGAIN);
     for (int i = 0; i < 20; i++) {
         CHECK_EQ(kill(getpid(), SIGUSR1), 0);
-        CHECK_EQ(corio_signal_wait(&s, corio_after(5 * CORIO_SEC)), SIGUSR1);
+        CHECK_EQ(corio_signal_wait(usr1, 1, corio_after(5 * CORIO_SEC)), SIGUSR1);
     }
     return NULL;
 }

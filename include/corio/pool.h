@@ -3,7 +3,6 @@
 #ifndef CORIO_POOL_H
 #define CORIO_POOL_H
 
-#include <signal.h>
 #include <sys/socket.h>
 
 #ifdef __cplusplus
@@ -89,14 +88,14 @@ int corio_resolve(const char *host, const char *port, int family, int socktype,
  * the signals it blocked are unblocked and those it read but nobody waited
  * for are dropped. */
 
-/* Parks until a signal of set arrives and returns its number.  Each signal
- * goes to one waiter (the longest waiting whose set has it); one that
- * arrives while no waiter wants it is kept and returned by the next wait
- * that includes it, even with CORIO_NOWAIT.  -ETIMEDOUT, -ECANCELED,
- * -EAGAIN, -EINVAL (empty set, or SIGKILL, SIGSTOP, SIGSEGV, SIGBUS,
- * SIGFPE, SIGILL), -EBUSY (self-pipe: another loop has the signal),
- * -ENOMEM, -CORIO_ENOTCO. */
-int corio_signal_wait(const sigset_t *set, int64_t deadline);
+/* Parks until one of the n signals (SIGINT, SIGTERM, ...) arrives and
+ * returns its number.  Each signal goes to one waiter (the longest waiting
+ * that asked for it); one that arrives while no waiter wants it is kept and
+ * returned by the next wait that asks for it, even with CORIO_NOWAIT.
+ * -ETIMEDOUT, -ECANCELED, -EAGAIN, -EINVAL (n is 0, a number is not a
+ * signal, or SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGFPE, SIGILL), -EBUSY
+ * (self-pipe: another loop has the signal), -ENOMEM, -CORIO_ENOTCO. */
+int corio_signal_wait(const int *signals, size_t n, int64_t deadline);
 
 #ifdef __cplusplus
 }
