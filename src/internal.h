@@ -201,6 +201,8 @@ struct corio_loop {
     size_t nstack_pool;
     size_t stack_size;
     size_t stack_pool_max;
+    bool stack_check;        /* CORIO_STACK_CHECK=1: measure stack use */
+    size_t stack_high_water; /* deepest stack use seen, in bytes */
     unsigned budget;
     unsigned max_events;
     uint32_t pass; /* watcher dispatch bookkeeping */

@@ -103,6 +103,7 @@ int corio_loop_new(corio_loop **out, const corio_loop_options *opts)
     size_t ps = (size_t)sysconf(_SC_PAGESIZE);
     loop->stack_size = (loop->stack_size + ps - 1) & ~(ps - 1);
     loop->stack_pool_max = o.stack_pool_max ? o.stack_pool_max : 1024;
+    loop->stack_check = env_size("CORIO_STACK_CHECK", 0) != 0;
     loop->budget = o.budget ? o.budget : 64;
     loop->ready_tail = &loop->ready_head;
     atomic_init(&loop->posted, NULL);
@@ -157,6 +158,9 @@ int corio_loop_free(corio_loop *loop)
         loop->exts = e->next;
         e->fini(loop, e);
     }
+    if (loop->stack_check)
+        fprintf(stderr, "corio: deepest coroutine stack use: %zu of %zu bytes (page granularity)\n",
+                loop->stack_high_water, loop->stack_size);
     loop->be->fini(loop);
     for (size_t c = 0; c < loop->nchunks; c++)
         corio__free(loop->fds[c]);

@@ -102,8 +102,29 @@ static void stack_unmap(struct corio_stack *s)
     munmap(s->map, s->map_size);
 }
 
+/* Bytes of s ever used: from its top down to the lowest page the kernel
+ * has backed.  Anonymous pages are backed on first touch, so this is the
+ * high-water mark.  Diagnostic only (CORIO_STACK_CHECK=1): mincore is
+ * called outside the syscall seam, and a failure just skips the sample. */
+static size_t stack_depth(const struct corio_stack *s)
+{
+    size_t ps = page_size(), pages = s->size / ps;
+    unsigned char vec[4096];
+    if (pages > sizeof vec || mincore(s->base, pages * ps, vec) < 0)
+        return 0;
+    size_t i = 0;
+    while (i < pages && !(vec[i] & 1))
+        i++;
+    return (pages - i) * ps;
+}
+
 void corio__stack_put(corio_loop *loop, struct corio_stack *s)
 {
+    if (corio_unlikely(loop->stack_check)) {
+        size_t d = stack_depth(s);
+        if (d > loop->stack_high_water)
+            loop->stack_high_water = d;
+    }
     if (s->size == loop->stack_size && loop->nstack_pool < loop->stack_pool_max) {
         s->next = loop->stack_pool;
         loop->stack_pool = s;
