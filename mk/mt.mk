@@ -31,3 +31,50 @@ test-tsan:
 	    CORIO_BACKEND=$$be $(TSAN_RUN) ./$(TSAN_B)/corio-test -t 120 $(or $(TESTS),$(TSAN_TESTS)); done
 
 .PHONY: test-tsan
+
+# ---- Massive connections (bench/massive): benchmarks, not CI tests ----
+#
+#   make bench-c100k        100,000 idle keep-alive connections on corio-http
+#                           in prefork mode, an active fraction under load;
+#                           memory per connection, connect rate, latency
+#   make bench-c1m          the same with 1,000,000 (takes the whole machine)
+#   make bench-massive      C100K, the idle-memory peers (nginx, Go, libuv,
+#                           corio's own floor) and the 1-to-2-loop scaling table
+#
+# The scripts raise the sysctls they need and restore them on exit.
+MASSIVE_B := $(B)/massive
+
+$(MASSIVE_B)/corio-prefork: bench/massive/prefork_exec.c $(B)/libcorio.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libcorio.a $(LDLIBS)
+
+$(MASSIVE_B)/corio-idle: bench/massive/idle_corio.c $(B)/libcorio.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libcorio.a $(LDLIBS)
+
+$(MASSIVE_B)/uv-idle: bench/massive/peers/uv_idle.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -g -Wall -Wextra -o $@ $< -luv
+
+$(MASSIVE_B)/go-idle: bench/massive/peers/go_idle.go
+	@mkdir -p $(dir $@)
+	cd bench/massive/peers && GOCACHE=$(abspath $(MASSIVE_B))/gocache GO111MODULE=off GOFLAGS= \
+	    go build -o $(abspath $@) go_idle.go
+
+MASSIVE_BIN := $(B)/corio-http $(B)/corio-load $(MASSIVE_B)/corio-prefork $(MASSIVE_B)/corio-idle
+MASSIVE_PEERS := $(MASSIVE_B)/uv-idle $(MASSIVE_B)/go-idle
+
+bench-c100k: $(MASSIVE_BIN)
+	bench/massive/massive.sh -b $(B) -n 100000
+
+bench-c1m: $(MASSIVE_BIN)
+	bench/massive/massive.sh -b $(B) -n 1000000
+
+bench-massive: $(MASSIVE_BIN)
+	scripts/install-deps.sh peers
+	$(MAKE) B=$(B) $(MASSIVE_PEERS)
+	bench/massive/massive.sh -b $(B) -n 100000
+	bench/massive/massive.sh -b $(B) --peers -n 100000
+	bench/massive/scaling.sh -b $(B)
+
+.PHONY: bench-c100k bench-c1m bench-massive

@@ -330,10 +330,13 @@ static inline void corio__asan_finish(void *fake, const void **bottom, size_t *s
 #endif
 #endif
 #ifdef CORIO_TSAN
-void *corio__tsan_fiber_new(void);
-void corio__tsan_fiber_free(void *fiber);
-void *corio__tsan_current(void);
-void corio__tsan_switch(void *fiber);
+/* Macros, not functions: a wrapper that switches fibers would pop its
+ * own frame off the new fiber's empty shadow stack on return. */
+#include <sanitizer/tsan_interface.h>
+#define corio__tsan_fiber_new() __tsan_create_fiber(0)
+#define corio__tsan_fiber_free(fiber) __tsan_destroy_fiber(fiber)
+#define corio__tsan_current() __tsan_get_current_fiber()
+#define corio__tsan_switch(fiber) __tsan_switch_to_fiber((fiber), 0)
 #else
 static inline void *corio__tsan_fiber_new(void)
 {

@@ -7,6 +7,7 @@
  * messages to a busy loop costs one wakeup. */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -106,6 +107,7 @@ struct mt_loop {
     int cpu;              /* pin to it, or -1 */
     pthread_t thread;
     bool thread_started;
+    bool setup_over;      /* init runs in the setup pass or never */
     corio_loop *loop;
     int err;
     corio_callback init;  /* runs init on the loop */
@@ -126,6 +128,7 @@ struct corio_mt {
     atomic_uint finished; /* loops whose work is done */
     unsigned live;        /* threads running */
     unsigned gone;        /* threads past their loop's last use */
+    bool posting;         /* corio_mt_shutdown() is still touching the loops */
     struct mt_loop loops[];
 };
 
@@ -164,7 +167,9 @@ static void run_init(corio_loop *loop, corio_callback *cb)
 {
     struct mt_loop *ml = cb->data;
     corio_mt *mt = ml->mt;
-    if (mt->o.init)
+    /* A pass that failed in the backend (ppoll's ENOMEM) leaves init
+     * queued: by the time it runs, the group is being torn down. */
+    if (mt->o.init && !ml->setup_over)
         ml->err = mt->o.init(loop, ml->index, mt->o.data);
 }
 
@@ -199,6 +204,7 @@ static bool mt_setup(struct mt_loop *ml)
         ml->init = (corio_callback){.fn = run_init, .data = ml};
         corio_call_soon(ml->loop, &ml->init);
         err = corio_loop_run(ml->loop, CORIO_RUN_NOWAIT);
+        ml->setup_over = true;
         err = err < 0 ? err : ml->err;
     }
     pthread_mutex_lock(&mt->mu);
@@ -258,7 +264,12 @@ static void *mt_thread(void *p)
             atomic_store(&mt->deadline, corio_now());
             on_shutdown(ml->loop, &ml->shut);
         }
-        int r = corio_loop_run(ml->loop, CORIO_RUN_DEFAULT);
+        int r;
+        /* Out of memory in the kernel's poll (ppoll's ENOMEM) ends a run,
+         * not the loop, whose connections would otherwise stall and whose
+         * keep-alive ref would keep it from being freed: run it again. */
+        while ((r = corio_loop_run(ml->loop, CORIO_RUN_DEFAULT)) == -ENOMEM)
+            nanosleep(&(struct timespec){0, CORIO_MSEC}, NULL);
         if (r < 0)
             ml->err = r;
     }
@@ -268,7 +279,7 @@ static void *mt_thread(void *p)
     pthread_mutex_lock(&mt->mu);
     if (++mt->gone == mt->live)
         pthread_cond_broadcast(&mt->cv);
-    while (mt->gone < mt->live)
+    while (mt->gone < mt->live || mt->posting)
         pthread_cond_wait(&mt->cv, &mt->mu);
     pthread_mutex_unlock(&mt->mu);
     if (ml->loop) {
@@ -381,12 +392,22 @@ int corio_mt_shutdown(corio_mt *mt, int64_t deadline)
     if (atomic_exchange(&mt->shutting, 1))
         return 0;
     atomic_store(&mt->deadline, deadline);
+    /* A loop can finish as soon as it has its message, while this thread
+     * is still inside corio_loop_post() for it (the eventfd write comes
+     * after the push): no loop is freed until `posting` is over. */
+    pthread_mutex_lock(&mt->mu);
+    mt->posting = true;
+    pthread_mutex_unlock(&mt->mu);
     int err = 0;
     for (unsigned i = 0; i < mt->n; i++) {
         int r = corio_loop_post(mt->loops[i].loop, &mt->loops[i].shut);
         if (r < 0 && err == 0)
             err = r;
     }
+    pthread_mutex_lock(&mt->mu);
+    mt->posting = false;
+    pthread_cond_broadcast(&mt->cv);
+    pthread_mutex_unlock(&mt->mu);
     return err;
 }
 

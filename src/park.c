@@ -19,11 +19,13 @@
  * padding, so the slot did not grow.
  *
  * When the fd wakes (input, hang-up, deadline, close) the record moves to a
- * run queue, still without a stack.  Worker coroutines, at most max_active
- * of them, take records off the queue and run the user's function; a
- * worker that finishes one takes the next on the same stack.  A burst of
- * 100,000 wakeups therefore needs max_active stacks, not 100,000 (which
- * would also hit vm.max_map_count: a guard-paged stack costs two VMAs).
+ * run queue, still without a stack.  Worker coroutines take records off
+ * the queue and run the user's function; a worker that finishes one takes
+ * the next on the same stack, and another worker starts only when every
+ * running one is blocked inside a function (pump()), up to max_active.  A
+ * burst of 100,000 wakeups therefore needs as many stacks as handlers
+ * block at once, not 100,000 (which would also hit vm.max_map_count: a
+ * guard-paged stack costs two VMAs).
  *
  * Record states, with the slot's `parked` byte:
  *   WAITING  in the wheel (or the no-deadline list); the slot points at it
@@ -79,7 +81,9 @@ struct corio_parks {
     unsigned max_active;
     size_t stack_size;
     size_t parked, queued, active;
-    size_t busy;          /* workers inside a fn: they take no record until it returns */
+    size_t starting;      /* workers spawned that have not taken a record yet */
+    corio_callback watch; /* runs when a worker switched out with records queued */
+    bool watch_queued;
     uint64_t woken, timeouts;
     uint32_t sample;      /* stats: the record whose wakeup is being timed, or NONE */
     int64_t sample_at;    /* stats: when its fd was reported ready */
@@ -89,6 +93,7 @@ struct corio_parks {
 
 static void ring_fire(corio_loop *loop, corio_timer *t);
 static void kick(corio_loop *loop, corio_callback *cb);
+static void watch(corio_loop *loop, corio_callback *cb);
 
 static struct rec *rec_at(struct corio_parks *P, uint32_t idx)
 {
@@ -111,6 +116,8 @@ static struct corio_parks *parks_get(corio_loop *loop)
     P->timer.unref = 1; /* the records hold the loop's refs */
     P->kick.fn = kick;
     P->kick.data = P;
+    P->watch.fn = watch;
+    P->watch.data = P;
     loop->parks = P;
     return P;
 }
@@ -120,7 +127,8 @@ void corio__park_fini(corio_loop *loop)
     struct corio_parks *P = loop->parks;
     if (!P)
         return;
-    CORIO_ASSERT(P->parked == 0 && P->queued == 0 && P->active == 0 && !P->kick_queued);
+    CORIO_ASSERT(P->parked == 0 && P->queued == 0 && P->active == 0 && !P->kick_queued &&
+                 !P->watch_queued);
     if (P->timer.state)
         corio_timer_stop(loop, &P->timer);
     for (uint32_t c = 0; c < P->nchunks; c++)
@@ -289,21 +297,48 @@ static void ring_remove(corio_loop *loop, struct corio_parks *P, uint32_t idx)
 
 static void *worker(void *arg);
 
-/* Starts workers for queued records, up to max_active. */
+static bool spawn_worker(corio_loop *loop, struct corio_parks *P)
+{
+    if (corio_spawn(loop, NULL, worker, loop, P->stack_size) < 0)
+        return false;
+    P->active++;
+    P->starting++;
+    return true;
+}
+
+/* Workers start lazily.  A worker takes queued records one after another
+ * on the same stack, so a burst of wakeups whose handlers do not block
+ * costs one stack, not one per wakeup: the pages a stack has touched stay
+ * resident while it waits in the pool, and at 100,000 connections a few
+ * hundred such stacks would outweigh every parked record.  So another
+ * worker starts only when no worker is about to take the queue's head:
+ * the queue filled outside a worker (then at once), or a worker's fn
+ * switched out, parked on a slow peer or yielding, with records still
+ * queued.  The `watch` callback, queued behind the running worker, runs
+ * exactly then. */
 static void pump(corio_loop *loop, struct corio_parks *P)
 {
-    /* A worker whose fn is parked (a slow peer) serves nobody meanwhile:
-     * only the others count against the queue. */
-    while (P->queued > 0 && P->active < P->max_active && P->active - P->busy < P->queued) {
-        if (corio_spawn(loop, NULL, worker, loop, P->stack_size) < 0) {
-            if (P->active == 0 && !P->kick_queued) { /* nobody will drain the queue */
-                P->kick_queued = true;
-                corio_call_soon(loop, &P->kick);
-            }
-            return;
+    if (P->queued == 0 || P->starting > 0 || P->active >= P->max_active)
+        return;
+    corio_co *cur = loop->cur;
+    if (cur && cur->fn == worker) { /* it takes the head next, unless its fn blocks */
+        if (!P->watch_queued) {
+            P->watch_queued = true;
+            corio_call_soon(loop, &P->watch);
         }
-        P->active++;
+        return;
     }
+    if (!spawn_worker(loop, P) && P->active == 0 && !P->kick_queued) {
+        P->kick_queued = true; /* nobody will drain the queue */
+        corio_call_soon(loop, &P->kick);
+    }
+}
+
+static void watch(corio_loop *loop, corio_callback *cb)
+{
+    struct corio_parks *P = cb->data;
+    P->watch_queued = false;
+    pump(loop, P);
 }
 
 /* Moves a WAITING record to the run queue. */
@@ -376,11 +411,11 @@ static void *worker(void *arg)
 {
     corio_loop *loop = arg;
     struct corio_parks *P = loop->parks;
+    P->starting--;
     while (P->q_head != NONE) {
         struct rec r = take(loop, P);
-        P->busy++;
+        pump(loop, P); /* more queued: have them watched while fn runs */
         r.fn(r.fd, r.data, r.u.reason);
-        P->busy--;
         if (corio_cancelled())
             break; /* cancellation is sticky: a fresh worker goes on */
     }
@@ -397,11 +432,8 @@ static void kick(corio_loop *loop, corio_callback *cb)
     struct corio_parks *P = cb->data;
     P->kick_queued = false;
     while (P->q_head != NONE && P->active == 0) {
-        if (corio_spawn(loop, NULL, worker, loop, P->stack_size) == 0) {
-            P->active++;
-            pump(loop, P);
+        if (spawn_worker(loop, P))
             return;
-        }
         struct rec r = take(loop, P);
         r.fn(r.fd, r.data, -ENOMEM);
     }

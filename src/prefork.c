@@ -28,6 +28,7 @@ struct sup {
     struct worker *w;
     unsigned n;
     sigset_t caller_mask; /* restored in workers and on return */
+    struct sigaction caller_act[3]; /* SIGCHLD, SIGINT, SIGTERM, likewise */
     bool stopping;
     int stop_sig;
     int64_t kill_at;    /* SIGKILL stragglers then */
@@ -54,16 +55,22 @@ static void report(const struct sup *S, const char *fmt, ...)
     (void)w;
 }
 
+static const int sigs[3] = {SIGCHLD, SIGINT, SIGTERM};
+
 static _Noreturn void worker_main(struct sup *S, unsigned i)
 {
     SITE(s_prctl, "prctl");
     SITE(s_mask, "sigprocmask");
+    SITE(s_act, "sigaction");
 #ifdef __linux__
     /* A worker whose supervisor dies gets SIGTERM instead of lingering. */
     pid_t parent = getppid();
     if (sys_prctl(&s_prctl, PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent)
         _exit(111);
 #endif
+    for (int k = 0; k < 3; k++)
+        if (sys_sigaction(&s_act, sigs[k], &S->caller_act[k], NULL) < 0)
+            _exit(111);
     if (sys_sigmask(&s_mask, SIG_SETMASK, &S->caller_mask, NULL) < 0)
         _exit(111);
     int status = S->o->worker(i, S->o->data);
@@ -225,6 +232,8 @@ int corio_prefork_run(const corio_prefork_options *opts)
     SITE(s_malloc, "malloc");
     SITE(s_mask, "sigprocmask");
     SITE(s_restore, "sigprocmask");
+    SITE(s_act, "sigaction");
+    SITE(s_act_restore, "sigaction");
     if (!opts || !opts->worker)
         return -EINVAL;
     corio_prefork_options o = *opts;
@@ -252,6 +261,23 @@ int corio_prefork_run(const corio_prefork_options *opts)
         corio__free(S.w);
         return err;
     }
+    /* Taken with sigtimedwait, so they must not be ignored: an ignored
+     * signal is dropped even while blocked (SIGCHLD ignored would also
+     * reap the workers behind our back). */
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    int k = 0;
+    for (; k < 3 && err == 0; k++)
+        err = sys_sigaction(&s_act, sigs[k], &dfl, &S.caller_act[k]);
+    if (err < 0) {
+        while (--k > 0)
+            (void)sys_sigaction(&s_act_restore, sigs[k - 1], &S.caller_act[k - 1], NULL);
+        (void)sys_sigmask(&s_restore, SIG_SETMASK, &S.caller_mask, NULL);
+        corio__free(S.w);
+        return err;
+    }
     int64_t now = corio_now();
     for (unsigned i = 0; i < S.n; i++) {
         S.w[i].backoff = o.backoff_min;
@@ -259,6 +285,8 @@ int corio_prefork_run(const corio_prefork_options *opts)
     }
     report(&S, "corio prefork: supervisor %d started %u worker(s)", (int)getpid(), running(&S));
     supervise(&S);
+    for (k = 0; k < 3; k++)
+        (void)sys_sigaction(&s_act_restore, sigs[k], &S.caller_act[k], NULL);
     (void)sys_sigmask(&s_restore, SIG_SETMASK, &S.caller_mask, NULL);
     corio__free(S.w);
     return S.status;

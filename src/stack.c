@@ -28,26 +28,6 @@ void corio__asan_finish(void *fake, const void **bottom, size_t *size)
 }
 #endif
 
-#ifdef CORIO_TSAN
-#include <sanitizer/tsan_interface.h>
-void *corio__tsan_fiber_new(void)
-{
-    return __tsan_create_fiber(0);
-}
-void corio__tsan_fiber_free(void *fiber)
-{
-    __tsan_destroy_fiber(fiber);
-}
-void *corio__tsan_current(void)
-{
-    return __tsan_get_current_fiber();
-}
-void corio__tsan_switch(void *fiber)
-{
-    __tsan_switch_to_fiber(fiber, 0);
-}
-#endif
-
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
@@ -57,10 +37,15 @@ void corio__tsan_switch(void *fiber)
 
 static size_t page_size(void)
 {
-    static size_t ps;
-    if (!ps)
-        ps = (size_t)sysconf(_SC_PAGESIZE);
-    return ps;
+    /* Loops on several threads may ask first at once: same value, but a
+     * plain variable would be a data race. */
+    static _Atomic size_t ps;
+    size_t v = atomic_load_explicit(&ps, memory_order_relaxed);
+    if (!v) {
+        v = (size_t)sysconf(_SC_PAGESIZE);
+        atomic_store_explicit(&ps, v, memory_order_relaxed);
+    }
+    return v;
 }
 
 struct corio_stack *corio__stack_get(corio_loop *loop, size_t size)

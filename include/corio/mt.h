@@ -20,7 +20,8 @@
 
 /* ---- Parking idle connections ---------------------------------------------- */
 
-/* What runs when a parked fd wakes, in a new coroutine on the fd's loop.
+/* What runs when a parked fd wakes, in a coroutine on the fd's loop (a
+ * worker that may run several woken fns one after another on one stack).
  * reason > 0: the CORIO_READABLE / CORIO_RDHUP / CORIO_HUP / CORIO_ERROR bits
  * that woke it; < 0: -ETIMEDOUT (the deadline passed), -CORIO_ECLOSED (the fd
  * was closed through corio_close(): do not close it again), -ECANCELED (the
@@ -35,7 +36,8 @@ typedef void (*corio_park_fn)(int fd, void *data, int reason);
  * it at once.  Deadlines are rounded up by at most CORIO_PARK_GRAIN ns.
  * 0, -ETIMEDOUT (deadline passed; nothing parked), -EEXIST (already parked),
  * -EBADF, -EPERM (fd cannot be polled), -ENOMEM, -ECANCELED (the loop is
- * shutting down), -CORIO_EWRONGLOOP. */
+ * shutting down), -CORIO_EWRONGLOOP.  Costs 32 bytes while parked, beside
+ * the fd's 32-byte slot: no coroutine, no stack, no timer. */
 int corio_park(corio_loop *loop, int fd, corio_park_fn fn, void *data, int64_t deadline);
 
 /* Takes a parked fd back: fn will not run.  *data (may be NULL) gets the
@@ -51,8 +53,10 @@ size_t corio_park_shutdown(corio_loop *loop);
 #define CORIO_PARK_GRAIN (1LL << 25) /* ns (33.6 ms): park deadline precision */
 
 typedef struct corio_park_options {
-    unsigned max_active; /* woken fds whose fn runs at once; more wait their
-                          * turn without a stack.  0: 8192 */
+    unsigned max_active; /* coroutines running woken fns at most.  One runs
+                          * them in turn; another starts only when every
+                          * running fn is blocked.  Beyond it, woken fds
+                          * wait without a stack.  0: 8192 */
     size_t stack_size;   /* stacks of those coroutines; 0: the loop's default */
 } corio_park_options;
 
@@ -61,7 +65,7 @@ int corio_park_configure(corio_loop *loop, const corio_park_options *o);
 
 typedef struct corio_park_stats {
     size_t parked;      /* waiting for their fd (no coroutine, no stack) */
-    size_t queued;      /* woken, waiting for a coroutine (max_active) */
+    size_t queued;      /* woken, waiting for a worker coroutine */
     size_t active;      /* coroutines running woken fns */
     size_t record_bytes; /* memory held for park records (slab) */
     uint64_t woken;     /* fns started, all reasons */
@@ -108,7 +112,8 @@ typedef struct corio_mt_options {
 int corio_mt_start(corio_mt **mt, const corio_mt_options *o);
 
 unsigned corio_mt_threads(const corio_mt *mt);
-/* Loop i, for corio_loop_post() or corio_loop_call(); valid until join. */
+/* Loop i, for corio_loop_post() or corio_loop_call(); valid until join.
+ * Threads outside the group may post to it only before the shutdown. */
 corio_loop *corio_mt_loop(const corio_mt *mt, unsigned i);
 
 /* Begins a graceful shutdown of every loop: runs the shutdown hook, wakes
