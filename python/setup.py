@@ -6,12 +6,13 @@ import os
 from setuptools import Extension, setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+ROOT = os.environ.get("CORIO_ROOT", os.path.dirname(HERE))
 LIB = os.environ.get("CORIO_LIB", os.path.join(ROOT, "build", "cc", "libcorio.a"))
 
 ext = Extension(
     "corio._corio",
-    sources=["corio/_corio.c", "corio/handle.c", "corio/loop.c", "corio/transport.c"],
+    sources=["corio/_corio.c", "corio/handle.c", "corio/loop.c", "corio/fdio.c",
+             "corio/transport.c"],
     depends=["corio/_corio.h", LIB],
     include_dirs=[os.path.join(ROOT, "include")],
     extra_objects=[LIB],

@@ -56,6 +56,13 @@ class Http(asyncio.Protocol):
 
 
 async def streams_handler(reader, writer):
+    try:
+        await _streams(reader, writer)
+    except ConnectionError:
+        writer.close()
+
+
+async def _streams(reader, writer):
     while True:
         data = await reader.read(65536)
         if not data:
@@ -72,6 +79,8 @@ async def sock_handler(loop, conn):
             if not data:
                 break
             await loop.sock_sendall(conn, data)
+    except ConnectionError:
+        pass
     finally:
         conn.close()
 

@@ -1,6 +1,7 @@
 /* corio for Python: shared declarations of the extension's files.
  *
- * loop.c       the loop core: ready queue, timers, fd watchers, _run_once
+ * loop.c       the loop core: ready queue, timers, _run_once
+ * fdio.c       add_reader/add_writer, the sock_* callbacks, the accept path
  * handle.c     fast construction and running of asyncio Handles
  * transport.c  the TCP/Unix stream transport
  *
@@ -30,8 +31,9 @@ struct cpy_asyncio {
     PyObject *logger;          /* asyncio.log.logger */
     PyObject *deque_append;    /* collections.deque.append (method descriptor) */
     PyObject *deque_popleft;
-    PyObject *deque_clear;
+    PyObject *deque_appendleft;
     PyTypeObject *deque_type;
+    PyObject *Future;          /* asyncio.futures.Future (the C one when available) */
     /* Slot offsets of Handle and TimerHandle (their __slots__). */
     Py_ssize_t h_callback, h_args, h_cancelled, h_loop, h_source_traceback, h_repr, h_context;
     Py_ssize_t th_scheduled, th_when;
@@ -47,7 +49,8 @@ struct cpy_str {
         *pause_writing, *resume_writing, *close, *fileno, *getsockname, *getpeername,
         *run_handle_debug, *transports, *attach, *detach, *call_soon, *warning, *debug,
         *shutdown, *set_result, *set_exception, *create_future, *cancelled, *run,
-        *check_thread, *check_callback, *get_debug, *call_soon_threadsafe;
+        *check_thread, *check_callback, *get_debug, *call_soon_threadsafe, *context,
+        *loop_kw; /* ("loop",): keyword names for Future(loop=...) */
 };
 extern struct cpy_str S;
 
@@ -78,9 +81,11 @@ typedef struct cpy_loop {
     unsigned long thread_id; /* _thread_id: the running thread, 0 when not running */
     unsigned long owner_tid; /* the thread corio's loop belongs to */
     bool in_poll;        /* inside corio_loop_run with the GIL released */
-    bool closing_core;   /* corio objects are being torn down */
+    bool in_ready;       /* running the callbacks that were ready when the pass began */
+    uint64_t pass;       /* passes of _run_once: what ready callbacks start waits a pass */
+    PyObject *deferred;  /* timers armed by ready callbacks that the same pass found due */
     PyObject *foreign;   /* TimerHandles armed from other threads, for the loop thread */
-    PyObject *self_weak; /* unused: reserved */
+    PyObject *io;        /* handles of the last poll's I/O and timers, run at once */
 
     /* Filled while polling (GIL released), emptied right after. */
     struct cpy_fdrec *pend_fd, **pend_fd_tail;
@@ -114,11 +119,21 @@ int cpy_loop_enter(cpy_loop *L);
 int cpy_loop_check_closed(cpy_loop *L);
 /* Appends h to the ready queue (a new reference is taken). */
 int cpy_ready_append(cpy_loop *L, PyObject *h);
+/* Appends h to the handles of the poll being collected (L->io). */
+int cpy_io_append(cpy_loop *L, PyObject *h);
 /* loop.call_soon(fn, *args) with a fresh context; returns 0 or -1. */
 int cpy_call_soon(cpy_loop *L, PyObject *fn, PyObject *args);
 /* Calls the loop's exception handler with a context dict built from
  * (key, value) pairs; errors in it are printed, never raised. */
 void cpy_call_exception_handler(cpy_loop *L, PyObject *ctx);
+
+/* ---- Readers and writers (fdio.c) ---- */
+int cpy_fdio_add_methods(PyTypeObject *loop_type);
+int cpy_fdio_collect(cpy_loop *L);
+void cpy_fdio_rearm(cpy_loop *L);
+void cpy_fdio_free_all(cpy_loop *L);
+int cpy_fdio_traverse(cpy_loop *L, visitproc visit, void *arg);
+void cpy_fdio_clear(cpy_loop *L);
 
 /* ---- Handles (handle.c) ---- */
 int cpy_handles_init(PyObject *module);
@@ -131,6 +146,7 @@ int cpy_handle_run(cpy_loop *L, PyObject *h);
 
 struct cpy_timer {
     corio_timer t;
+    uint64_t pass;         /* armed by the ready callbacks of this pass, or 0 */
     corio_list link;       /* L->timers while armed */
     cpy_timer *due_next;   /* L->due while due */
     cpy_loop *loop;        /* borrowed: the Handle's _loop slot owns it */

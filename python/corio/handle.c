@@ -84,6 +84,11 @@ static int intern_all(void)
     INTERN(check_callback, "_check_callback");
     INTERN(get_debug, "get_debug");
     INTERN(call_soon_threadsafe, "call_soon_threadsafe");
+    INTERN(context, "context");
+    PyObject *loop = PyUnicode_InternFromString("loop");
+    if (!loop || !(S.loop_kw = PyTuple_Pack(1, loop)))
+        return -1;
+    Py_DECREF(loop);
     return 0;
 }
 
@@ -98,11 +103,12 @@ static int lookup_asyncio(void)
         !(cpy.set_nodelay = attr_of("asyncio.base_events", "_set_nodelay")) ||
         !(cpy.TransportSocket = attr_of("asyncio.trsock", "TransportSocket")) ||
         !(cpy.logger = attr_of("asyncio.log", "logger")) ||
+        !(cpy.Future = attr_of("asyncio.futures", "Future")) ||
         !(cpy.deque_type = (PyTypeObject *)attr_of("collections", "deque")))
         return -1;
     if (!(cpy.deque_append = PyObject_GetAttrString((PyObject *)cpy.deque_type, "append")) ||
         !(cpy.deque_popleft = PyObject_GetAttrString((PyObject *)cpy.deque_type, "popleft")) ||
-        !(cpy.deque_clear = PyObject_GetAttrString((PyObject *)cpy.deque_type, "clear")))
+        !(cpy.deque_appendleft = PyObject_GetAttrString((PyObject *)cpy.deque_type, "appendleft")))
         return -1;
     PyTypeObject *h = cpy.Handle, *th = cpy.TimerHandle;
     if (slot_offset(h, "_callback", &cpy.h_callback) || slot_offset(h, "_args", &cpy.h_args) ||

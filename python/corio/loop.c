@@ -1,33 +1,31 @@
 /* The loop core: the C base of corio.EventLoop.  It owns a corio loop and
- * takes over what asyncio runs once per callback: the ready queue, timers,
- * add_reader/add_writer and _run_once.  Everything else is inherited from
- * asyncio's own selector loop (see __init__.py).
+ * takes over what asyncio runs once per callback: the ready queue, timers
+ * and _run_once (fdio.c has add_reader/add_writer, the sock_* callbacks and
+ * the accept path).  Everything else is inherited from asyncio's own
+ * selector loop (see __init__.py).
  *
- * One pass of _run_once, as in asyncio's base_events:
- *   1. re-arm the level-triggered readers/writers that fired last pass;
- *   2. poll: corio_loop_run(ONCE) with the GIL released, or NOWAIT when
- *      callbacks are ready; watcher and timer callbacks only link records;
- *   3. append the I/O handles, then the due timers, to _ready;
- *   4. run the handles that are in _ready now, and no others.
- * So callbacks run in asyncio's order: earlier call_soon()s, then I/O in
- * the order the kernel reported it, then timers by deadline. */
+ * asyncio's pass is: poll (without blocking if _ready has callbacks), then
+ * run the callbacks that were in _ready, then those of the I/O the poll
+ * reported, then the due timers; what they schedule runs next pass.  Ours
+ * runs the same sequence of callbacks, with the poll moved after the ready
+ * callbacks:
+ *   1. run the callbacks in _ready now, and no others;
+ *   2. re-arm the level-triggered readers/writers that fired;
+ *   3. poll: corio_loop_run(ONCE) with the GIL released, or NOWAIT when
+ *      step 1 scheduled callbacks; watcher and timer callbacks only link
+ *      records;
+ *   4. run the I/O handles in the kernel's order, then the due timers by
+ *      deadline.
+ * The order of callbacks is asyncio's; only the poll happens later, as if
+ * it took longer, which no program can tell from a slow poll.  What it
+ * saves is the zero-timeout poll asyncio makes between a callback that
+ * schedules work (a future's result) and that work: one poll per round
+ * trip instead of two, like uvloop, without uvloop's reordering. */
 #include "_corio.h"
 
 #include <math.h>
 
 PyTypeObject *cpy_LoopType;
-
-/* A reader and/or writer registered with add_reader/add_writer.  One corio
- * watcher per fd, edge-triggered; level-triggered behaviour comes from
- * re-arming it before each poll that follows one in which it fired. */
-struct cpy_fdrec {
-    corio_watcher w;
-    cpy_loop *L;
-    PyObject *reader, *writer; /* asyncio.Handle or NULL */
-    unsigned ev;               /* events seen while polling */
-    bool pending, in_rearm;
-    struct cpy_fdrec *pend_next, *rearm_next;
-};
 
 static void list_init_(corio_list *l) { l->next = l->prev = l; }
 static void list_add_(corio_list *h, corio_list *n)
@@ -80,6 +78,11 @@ int cpy_ready_append(cpy_loop *L, PyObject *h)
         return -1;
     Py_DECREF(r);
     return 0;
+}
+
+int cpy_io_append(cpy_loop *L, PyObject *h)
+{
+    return PyList_Append(L->io, h);
 }
 
 int cpy_call_soon(cpy_loop *L, PyObject *fn, PyObject *args)
@@ -135,6 +138,7 @@ static void timer_arm(cpy_loop *L, PyObject *h, double when)
 {
     cpy_timer *t = TIMER_OF(h);
     t->loop = L;
+    t->pass = L->in_ready ? L->pass : 0;
     corio_timer_init(&t->t, timer_fired, NULL);
     corio_timer_start(L->cl, &t->t, deadline_of(when));
     list_add_(&L->timers, &t->link);
@@ -164,7 +168,8 @@ static int parse_cb(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, 
         Py_ssize_t nk = PyTuple_GET_SIZE(kwnames);
         for (Py_ssize_t i = 0; i < nk; i++) {
             PyObject *k = PyTuple_GET_ITEM(kwnames, i);
-            if (!PyUnicode_Check(k) || !_PyUnicode_EqualToASCIIString(k, "context")) {
+            if (k != S.context &&
+                (!PyUnicode_Check(k) || PyUnicode_CompareWithASCIIString(k, "context") != 0)) {
                 PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%S'",
                              fname, k);
                 return -1;
@@ -346,273 +351,20 @@ static PyObject *loop_timer_handle_cancelled(cpy_loop *L, PyObject *h)
     Py_RETURN_NONE;
 }
 
-/* ---- Readers and writers ---- */
-
-static int fd_of(PyObject *o)
+/* Called by every Future and Task as it is made (C _asyncio included). */
+static PyObject *loop_get_debug(cpy_loop *L, PyObject *unused)
 {
-    long fd;
-    if (PyLong_Check(o)) {
-        fd = PyLong_AsLong(o);
-        if (fd == -1 && PyErr_Occurred())
-            return -1;
-    } else {
-        PyObject *r = PyObject_CallMethodNoArgs(o, S.fileno);
-        if (r) {
-            fd = PyLong_AsLong(r);
-            Py_DECREF(r);
-        }
-        if (!r || (fd == -1 && PyErr_Occurred())) {
-            if (PyErr_ExceptionMatches(PyExc_AttributeError) ||
-                PyErr_ExceptionMatches(PyExc_TypeError) || PyErr_ExceptionMatches(PyExc_ValueError)) {
-                PyErr_Clear();
-                PyErr_Format(PyExc_ValueError, "Invalid file object: %R", o);
-            }
-            return -1;
-        }
-    }
-    if (fd < 0 || fd > INT32_MAX) {
-        PyErr_Format(PyExc_ValueError, "Invalid file descriptor: %ld", fd);
-        return -1;
-    }
-    return (int)fd;
+    return PyBool_FromLong(L->debug);
 }
 
-static void fd_fired(corio_loop *cl, corio_watcher *w, unsigned revents)
+/* futures.Future(loop=self), without a Python frame. */
+static PyObject *loop_create_future(cpy_loop *L, PyObject *unused)
 {
-    struct cpy_fdrec *r = (struct cpy_fdrec *)w;
-    cpy_loop *L = r->L;
-    r->ev |= revents;
-    if (!r->pending) {
-        r->pending = true;
-        r->pend_next = NULL;
-        *L->pend_fd_tail = r;
-        L->pend_fd_tail = &r->pend_next;
-    }
-}
-
-static struct cpy_fdrec *fdrec(cpy_loop *L, int fd, bool create)
-{
-    if ((size_t)fd >= L->nfds) {
-        if (!create)
-            return NULL;
-        size_t n = L->nfds ? L->nfds : 64;
-        while (n <= (size_t)fd)
-            n *= 2;
-        struct cpy_fdrec **t = PyMem_Realloc(L->fds, n * sizeof *t);
-        if (!t)
-            return (struct cpy_fdrec *)PyErr_NoMemory();
-        memset(t + L->nfds, 0, (n - L->nfds) * sizeof *t);
-        L->fds = t;
-        L->nfds = n;
-    }
-    struct cpy_fdrec *r = L->fds[fd];
-    if (!r && create) {
-        r = PyMem_Calloc(1, sizeof *r);
-        if (!r)
-            return (struct cpy_fdrec *)PyErr_NoMemory();
-        r->L = L;
-        corio_watcher_init(&r->w, fd, 0, CORIO_WATCH_EDGE, fd_fired, NULL);
-        L->fds[fd] = r;
-    }
-    return r;
-}
-
-/* (Re)starts the watcher for what the record wants.  A start asks the
- * backend to report the fd again if it is ready, which is also how an fd
- * closed and reused behind corio's back gets registered again. */
-static int fdrec_update(cpy_loop *L, struct cpy_fdrec *r, bool restart)
-{
-    unsigned ev = (r->reader ? CORIO_READABLE : 0u) | (r->writer ? CORIO_WRITABLE : 0u);
-    if (!ev) {
-        corio_watcher_stop(L->cl, &r->w);
-        return 0;
-    }
-    if (r->w.active && !restart && (ev & ~r->w.events) == 0)
-        return corio_watcher_set(L->cl, &r->w, ev);
-    corio_watcher_stop(L->cl, &r->w);
-    r->w.events = ev;
-    return corio_watcher_start(L->cl, &r->w);
-}
-
-static void cancel_handle(PyObject *h)
-{
-    PyObject *r = PyObject_CallMethod(h, "cancel", NULL);
-    if (!r)
-        PyErr_WriteUnraisable(h);
-    Py_XDECREF(r);
-}
-
-static PyObject *defer(cpy_loop *L, const char *name, PyObject *const *args, Py_ssize_t nargs)
-{
-    PyObject *m = PyObject_GetAttrString((PyObject *)L, name);
-    if (!m)
-        return NULL;
-    PyObject *t = PyTuple_New(nargs + 1);
-    if (!t) {
-        Py_DECREF(m);
-        return NULL;
-    }
-    PyTuple_SET_ITEM(t, 0, m);
-    for (Py_ssize_t i = 0; i < nargs; i++) {
-        Py_INCREF(args[i]);
-        PyTuple_SET_ITEM(t, i + 1, args[i]);
-    }
-    PyObject *f = PyObject_GetAttr((PyObject *)L, S.call_soon_threadsafe);
-    PyObject *r = f ? PyObject_Call(f, t, NULL) : NULL;
-    Py_XDECREF(f);
-    Py_DECREF(t);
-    return r;
-}
-
-static PyObject *add_io(cpy_loop *L, PyObject *const *args, Py_ssize_t nargs, bool write,
-                        const char *name)
-{
-    if (nargs < 2) {
-        PyErr_Format(PyExc_TypeError, "%s() takes at least 2 arguments", name);
-        return NULL;
-    }
-    if (cpy_loop_check_closed(L) < 0)
-        return NULL;
-    int fd = fd_of(args[0]);
-    if (fd < 0)
-        return NULL;
-    int e = cpy_loop_enter(L);
-    if (e)
-        return defer(L, name, args, nargs);
-    PyObject *cbargs = PyTuple_New(nargs - 2), *h;
-    if (!cbargs)
-        return NULL;
-    for (Py_ssize_t i = 2; i < nargs; i++) {
-        Py_INCREF(args[i]);
-        PyTuple_SET_ITEM(cbargs, i - 2, args[i]);
-    }
-    if (L->debug)
-        h = PyObject_CallFunctionObjArgs((PyObject *)cpy.Handle, args[1], cbargs, L, Py_None, NULL);
-    else
-        h = cpy_handle_new(L, args[1], cbargs, NULL);
-    Py_DECREF(cbargs);
-    if (!h)
-        return NULL;
-    struct cpy_fdrec *r = fdrec(L, fd, true);
-    if (!r) {
-        Py_DECREF(h);
-        return NULL;
-    }
-    PyObject **slot = write ? &r->writer : &r->reader, *old = *slot;
-    *slot = h;
-    Py_INCREF(h);
-    int err = fdrec_update(L, r, true);
-    if (err < 0) {
-        *slot = old;
-        Py_DECREF(h);
-        Py_DECREF(h);
-        (void)fdrec_update(L, r, false);
-        return cpy_oserror(err);
-    }
-    if (old) {
-        cancel_handle(old);
-        Py_DECREF(old);
-    }
-    return h;
-}
-
-static PyObject *remove_io(cpy_loop *L, PyObject *const *args, Py_ssize_t nargs, bool write,
-                           const char *name)
-{
-    if (nargs != 1) {
-        PyErr_Format(PyExc_TypeError, "%s() takes exactly one argument", name);
-        return NULL;
-    }
-    if (L->closed || !L->cl)
-        Py_RETURN_FALSE;
-    int fd = fd_of(args[0]);
-    if (fd < 0)
-        return NULL;
-    if (cpy_loop_enter(L))
-        return defer(L, name, args, nargs);
-    struct cpy_fdrec *r = fdrec(L, fd, false);
-    PyObject **slot = r ? (write ? &r->writer : &r->reader) : NULL;
-    if (!slot || !*slot)
-        Py_RETURN_FALSE;
-    PyObject *h = *slot;
-    *slot = NULL;
-    (void)fdrec_update(L, r, false); /* shrinking cannot fail */
-    cancel_handle(h);
-    Py_DECREF(h);
-    Py_RETURN_TRUE;
-}
-
-static PyObject *loop_add_reader(cpy_loop *L, PyObject *const *a, Py_ssize_t n)
-{
-    return add_io(L, a, n, false, "_add_reader");
-}
-static PyObject *loop_add_writer(cpy_loop *L, PyObject *const *a, Py_ssize_t n)
-{
-    return add_io(L, a, n, true, "_add_writer");
-}
-static PyObject *loop_remove_reader(cpy_loop *L, PyObject *const *a, Py_ssize_t n)
-{
-    return remove_io(L, a, n, false, "_remove_reader");
-}
-static PyObject *loop_remove_writer(cpy_loop *L, PyObject *const *a, Py_ssize_t n)
-{
-    return remove_io(L, a, n, true, "_remove_writer");
-}
-
-/* (events, (reader, writer)) for fd, or None: what the selector facade's
- * get_key() reports. */
-static PyObject *loop_fd_key(cpy_loop *L, PyObject *arg)
-{
-    int fd = fd_of(arg);
-    if (fd < 0)
-        return NULL;
-    struct cpy_fdrec *r = fdrec(L, fd, false);
-    if (!r || (!r->reader && !r->writer))
-        Py_RETURN_NONE;
-    int mask = (r->reader ? 1 : 0) | (r->writer ? 2 : 0);
-    return Py_BuildValue("i(OO)", mask, r->reader ? r->reader : Py_None,
-                         r->writer ? r->writer : Py_None);
+    PyObject *args[1] = {(PyObject *)L};
+    return PyObject_Vectorcall(cpy.Future, args, 0, S.loop_kw);
 }
 
 /* ---- One pass ---- */
-
-static void rearm_fired(cpy_loop *L)
-{
-    struct cpy_fdrec *r = L->rearm;
-    L->rearm = NULL;
-    while (r) {
-        struct cpy_fdrec *next = r->rearm_next;
-        r->in_rearm = false;
-        if (r->w.active)
-            (void)fdrec_update(L, r, true);
-        r = next;
-    }
-}
-
-static int queue_io(cpy_loop *L, struct cpy_fdrec *r, unsigned ev)
-{
-    bool fired = false;
-    if ((ev & (CORIO_READABLE | CORIO_RDHUP | CORIO_HUP | CORIO_ERROR)) && r->reader) {
-        if (SLOT(r->reader, cpy.h_cancelled) != Py_False)
-            goto skip_r;
-        if (cpy_ready_append(L, r->reader) < 0)
-            return -1;
-        fired = true;
-    }
-skip_r:
-    if ((ev & (CORIO_WRITABLE | CORIO_HUP | CORIO_ERROR)) && r->writer &&
-        SLOT(r->writer, cpy.h_cancelled) == Py_False) {
-        if (cpy_ready_append(L, r->writer) < 0)
-            return -1;
-        fired = true;
-    }
-    if (fired && !r->in_rearm) {
-        r->in_rearm = true;
-        r->rearm_next = L->rearm;
-        L->rearm = r;
-    }
-    return 0;
-}
 
 /* Turns what the poll collected into ready handles: I/O first, in the
  * kernel's order, then timers by deadline.  Every record is consumed even
@@ -627,25 +379,32 @@ static int collect(cpy_loop *L)
         cpy_transport_again(L, t);
         t = next;
     }
-    struct cpy_fdrec *r = L->pend_fd;
-    L->pend_fd = NULL;
-    L->pend_fd_tail = &L->pend_fd;
+    if (cpy_fdio_collect(L) < 0)
+        rc = -1;
     struct cpy_transport *tr = L->pend_tr;
     L->pend_tr = NULL;
     L->pend_tr_tail = &L->pend_tr;
-    while (r) {
-        struct cpy_fdrec *next = r->pend_next;
-        unsigned ev = r->ev;
-        r->ev = 0;
-        r->pending = false;
-        if (rc == 0 && queue_io(L, r, ev) < 0)
-            rc = -1;
-        r = next;
-    }
     while (tr) {
         struct cpy_transport *next = cpy_transport_next_pend(tr);
         cpy_transport_dispatch(L, tr);
         tr = next;
+    }
+    /* Timers held back last pass come first: they were due earlier. */
+    Py_ssize_t nd = PyList_GET_SIZE(L->deferred);
+    if (nd) {
+        PyObject *held = L->deferred;
+        L->deferred = PyList_New(0);
+        if (!L->deferred) {
+            L->deferred = held;
+            rc = -1;
+        } else {
+            for (Py_ssize_t i = 0; i < nd; i++) {
+                PyObject *h = PyList_GET_ITEM(held, i);
+                if (rc == 0 && SLOT(h, cpy.h_cancelled) == Py_False && cpy_io_append(L, h) < 0)
+                    rc = -1;
+            }
+            Py_DECREF(held);
+        }
     }
     cpy_timer *d = L->due;
     L->due = NULL;
@@ -654,8 +413,12 @@ static int collect(cpy_loop *L)
         cpy_timer *next = d->due_next;
         PyObject *h = HANDLE_OF_TIMER(d);
         slot_set(h, cpy.th_scheduled, Py_False);
-        if (rc == 0 && SLOT(h, cpy.h_cancelled) == Py_False && cpy_ready_append(L, h) < 0)
+        if (d->pass == L->pass) { /* armed after asyncio's poll: next pass */
+            if (PyList_Append(L->deferred, h) < 0)
+                rc = -1;
+        } else if (rc == 0 && SLOT(h, cpy.h_cancelled) == Py_False && cpy_io_append(L, h) < 0) {
             rc = -1;
+        }
         Py_DECREF(h);
         d = next;
     }
@@ -682,6 +445,31 @@ static void arm_foreign(cpy_loop *L)
     Py_DECREF(list);
 }
 
+static int handle_cancelled(PyObject *h)
+{
+    if (PyObject_TypeCheck(h, cpy.Handle)) {
+        PyObject *c = SLOT(h, cpy.h_cancelled);
+        return c == Py_False || !c ? 0 : PyObject_IsTrue(c);
+    }
+    PyObject *c = PyObject_GetAttrString(h, "_cancelled");
+    int r = c ? PyObject_IsTrue(c) : -1;
+    Py_XDECREF(c);
+    return r;
+}
+
+static int run_one(cpy_loop *L, PyObject *h)
+{
+    int cancelled = handle_cancelled(h);
+    if (cancelled)
+        return cancelled < 0 ? -1 : 0;
+    if (!L->debug)
+        return cpy_handle_run(L, h);
+    PyObject *r = PyObject_CallMethodOneArg((PyObject *)L, S.run_handle_debug, h);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+/* Step 1: the callbacks in _ready when the pass began. */
 static int run_ready(cpy_loop *L)
 {
     Py_ssize_t ntodo = PySequence_Size(L->ready);
@@ -700,30 +488,49 @@ static int run_ready(cpy_loop *L)
             rc = -1;
             break;
         }
-        int cancelled;
-        if (PyObject_TypeCheck(h, cpy.Handle)) {
-            PyObject *c = SLOT(h, cpy.h_cancelled);
-            cancelled = c == Py_False ? 0 : c ? PyObject_IsTrue(c) : 0;
-        } else {
-            PyObject *c = PyObject_GetAttrString(h, "_cancelled");
-            cancelled = c ? PyObject_IsTrue(c) : -1;
-            Py_XDECREF(c);
-        }
-        if (cancelled < 0)
-            rc = -1;
-        else if (!cancelled) {
-            if (L->debug) {
-                PyObject *r = PyObject_CallMethodOneArg((PyObject *)L, S.run_handle_debug, h);
-                Py_XDECREF(r);
-                rc = r ? 0 : -1;
-            } else {
-                rc = cpy_handle_run(L, h);
-            }
-        }
+        rc = run_one(L, h);
         Py_DECREF(h);
     }
     Py_DECREF(ready);
     return rc;
+}
+
+/* Hands the I/O and timer handles not run yet back to the front of _ready,
+ * where asyncio would have them, when the pass stops early. */
+static void io_give_back(cpy_loop *L, Py_ssize_t from)
+{
+    PyObject *io = L->io;
+    for (Py_ssize_t i = PyList_GET_SIZE(io) - 1; i >= from; i--) {
+        PyObject *args[2] = {L->ready, PyList_GET_ITEM(io, i)};
+        PyObject *r = PyObject_Vectorcall(cpy.deque_appendleft, args, 2, NULL);
+        if (!r)
+            PyErr_WriteUnraisable((PyObject *)L);
+        Py_XDECREF(r);
+    }
+    PyList_SetSlice(io, 0, PyList_GET_SIZE(io), NULL);
+}
+
+/* Step 4: the handles of this poll's I/O, then its due timers. */
+static int run_io(cpy_loop *L)
+{
+    PyObject *io = L->io;
+    Py_ssize_t n = PyList_GET_SIZE(io), i = 0;
+    int rc = 0;
+    for (; i < n && rc == 0; i++) {
+        PyObject *h = PyList_GET_ITEM(io, i);
+        Py_INCREF(h);
+        rc = run_one(L, h);
+        Py_DECREF(h);
+    }
+    if (rc < 0) {
+        PyObject *type, *val, *tb;
+        PyErr_Fetch(&type, &val, &tb);
+        io_give_back(L, i);
+        PyErr_Restore(type, val, tb);
+        return -1;
+    }
+    PyList_SetSlice(io, 0, n, NULL);
+    return 0;
 }
 
 static PyObject *loop_run_once(cpy_loop *L, PyObject *unused)
@@ -739,12 +546,21 @@ static PyObject *loop_run_once(cpy_loop *L, PyObject *unused)
         L->owner_tid = me;
     }
     arm_foreign(L);
-    rearm_fired(L);
+    L->pass++;
+    L->in_ready = true;
+    int rr = run_ready(L);
+    L->in_ready = false;
+    if (rr < 0)
+        return NULL;
+    if (L->closed || !L->cl) /* a callback closed the loop */
+        Py_RETURN_NONE;
+    arm_foreign(L);
+    cpy_fdio_rearm(L);
     Py_ssize_t nready = PySequence_Size(L->ready);
     if (nready < 0)
         return NULL;
     int r;
-    if (nready || L->stopping || L->again) {
+    if (nready || L->stopping || L->again || PyList_GET_SIZE(L->deferred)) {
         r = corio_loop_run(L->cl, CORIO_RUN_NOWAIT);
     } else {
         L->in_poll = true;
@@ -760,9 +576,14 @@ static PyObject *loop_run_once(cpy_loop *L, PyObject *unused)
     }
     if (rc == 0 && PyErr_CheckSignals() < 0)
         rc = -1;
-    if (rc == 0)
-        rc = run_ready(L);
-    if (rc < 0)
+    if (rc < 0) {
+        PyObject *type, *val, *tb;
+        PyErr_Fetch(&type, &val, &tb);
+        io_give_back(L, 0);
+        PyErr_Restore(type, val, tb);
+        return NULL;
+    }
+    if (run_io(L) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -775,28 +596,17 @@ static void free_core(cpy_loop *L)
         return;
     if (cpy_loop_enter(L) != 0)
         return; /* running in another thread: leave it to dealloc there */
-    L->closing_core = true;
     while (L->timers.next != &L->timers) {
         cpy_timer *t = (cpy_timer *)((char *)L->timers.next - offsetof(cpy_timer, link));
         timer_disarm(L, HANDLE_OF_TIMER(t));
     }
-    for (size_t fd = 0; fd < L->nfds; fd++) {
-        struct cpy_fdrec *r = L->fds[fd];
-        if (!r)
-            continue;
-        corio_watcher_stop(L->cl, &r->w);
-        Py_CLEAR(r->reader);
-        Py_CLEAR(r->writer);
-        PyMem_Free(r);
-    }
-    PyMem_Free(L->fds);
-    L->fds = NULL;
-    L->nfds = 0;
-    L->rearm = NULL;
+    cpy_fdio_free_all(L);
     cpy_transports_detach_all(L);
     /* Timers that fired but were never collected hold a reference each. */
     collect(L);
     PyErr_Clear();
+    PyList_SetSlice(L->io, 0, PyList_GET_SIZE(L->io), NULL);
+    PyList_SetSlice(L->deferred, 0, PyList_GET_SIZE(L->deferred), NULL);
     Py_CLEAR(L->foreign);
     int err = corio_loop_free(L->cl);
     if (err == 0)
@@ -828,7 +638,8 @@ static PyObject *loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     L->due_tail = &L->due;
     list_init_(&L->timers);
     list_init_(&L->trs);
-    if (!(L->foreign = PyList_New(0))) {
+    if (!(L->foreign = PyList_New(0)) || !(L->io = PyList_New(0)) ||
+        !(L->deferred = PyList_New(0))) {
         Py_DECREF(L);
         return NULL;
     }
@@ -840,12 +651,11 @@ static int loop_traverse(cpy_loop *L, visitproc visit, void *arg)
     Py_VISIT(Py_TYPE(L));
     Py_VISIT(L->ready);
     Py_VISIT(L->foreign);
-    for (size_t fd = 0; fd < L->nfds; fd++) {
-        if (L->fds[fd]) {
-            Py_VISIT(L->fds[fd]->reader);
-            Py_VISIT(L->fds[fd]->writer);
-        }
-    }
+    Py_VISIT(L->io);
+    Py_VISIT(L->deferred);
+    int err = cpy_fdio_traverse(L, visit, arg);
+    if (err)
+        return err;
     for (corio_list *l = L->timers.next; l && l != &L->timers; l = l->next)
         Py_VISIT(HANDLE_OF_TIMER((cpy_timer *)((char *)l - offsetof(cpy_timer, link))));
     return 0;
@@ -854,12 +664,7 @@ static int loop_traverse(cpy_loop *L, visitproc visit, void *arg)
 static int loop_clear(cpy_loop *L)
 {
     Py_CLEAR(L->ready);
-    for (size_t fd = 0; fd < L->nfds; fd++) {
-        if (L->fds[fd]) {
-            Py_CLEAR(L->fds[fd]->reader);
-            Py_CLEAR(L->fds[fd]->writer);
-        }
-    }
+    cpy_fdio_clear(L);
     return 0;
 }
 
@@ -875,6 +680,8 @@ static void loop_dealloc(cpy_loop *L)
     }
     loop_clear(L);
     Py_CLEAR(L->foreign);
+    Py_CLEAR(L->io);
+    Py_CLEAR(L->deferred);
     tp->tp_free((PyObject *)L);
     Py_DECREF(tp);
 }
@@ -1007,16 +814,13 @@ static PyGetSetDef loop_getset[] = {
 #define FAST (METH_FASTCALL | METH_KEYWORDS)
 static PyMethodDef loop_methods[] = {
     {"time", (PyCFunction)loop_time, METH_NOARGS, NULL},
+    {"get_debug", (PyCFunction)loop_get_debug, METH_NOARGS, NULL},
+    {"create_future", (PyCFunction)loop_create_future, METH_NOARGS, NULL},
     {"call_soon", (PyCFunction)(void (*)(void))loop_call_soon, FAST, NULL},
     {"call_later", (PyCFunction)(void (*)(void))loop_call_later, FAST, NULL},
     {"call_at", (PyCFunction)(void (*)(void))loop_call_at, FAST, NULL},
     {"call_soon_threadsafe", (PyCFunction)(void (*)(void))loop_call_soon_threadsafe, FAST, NULL},
     {"_timer_handle_cancelled", (PyCFunction)loop_timer_handle_cancelled, METH_O, NULL},
-    {"_add_reader", (PyCFunction)(void (*)(void))loop_add_reader, METH_FASTCALL, NULL},
-    {"_add_writer", (PyCFunction)(void (*)(void))loop_add_writer, METH_FASTCALL, NULL},
-    {"_remove_reader", (PyCFunction)(void (*)(void))loop_remove_reader, METH_FASTCALL, NULL},
-    {"_remove_writer", (PyCFunction)(void (*)(void))loop_remove_writer, METH_FASTCALL, NULL},
-    {"_corio_fd_key", (PyCFunction)loop_fd_key, METH_O, NULL},
     {"_run_once", (PyCFunction)loop_run_once, METH_NOARGS, NULL},
     {"_corio_close", (PyCFunction)loop_corio_close, METH_NOARGS, NULL},
     {NULL},
@@ -1042,7 +846,7 @@ int cpy_loop_type_init(PyObject *module)
         .slots = slots,
     };
     cpy_LoopType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &spec, NULL);
-    if (!cpy_LoopType)
+    if (!cpy_LoopType || cpy_fdio_add_methods(cpy_LoopType) < 0)
         return -1;
     Py_INCREF(cpy_LoopType);
     return PyModule_AddObject(module, "LoopCore", (PyObject *)cpy_LoopType);

@@ -43,6 +43,8 @@ typedef struct cpy_transport {
     bool live;              /* watcher active; the loop holds a reference */
     bool pending, queued, in_again, lost;
     bool hup;               /* the peer closed or reset: read until recv says so */
+    bool w_ready;           /* an edge said writable and no send has filled it since */
+    uint64_t r_pass, w_pass; /* pass whose ready callbacks started reading / buffering */
     struct cpy_transport *pend_next, *again_next;
     corio_list link;        /* L->trs */
 } cpy_transport;
@@ -88,40 +90,71 @@ static void queue(cpy_loop *L, cpy_transport *t, unsigned work)
     t->run |= work;
     if (t->queued || !t->iohandle)
         return;
-    if (cpy_ready_append(L, t->iohandle) < 0) {
+    if (cpy_io_append(L, t->iohandle) < 0) {
         PyErr_WriteUnraisable(OBJ(t));
         return;
     }
     t->queued = true;
 }
 
+static void read_again(cpy_transport *t);
+
+/* What the transport can do now.  Interest that ready callbacks started in
+ * this very pass (reading started or resumed, data buffered) waits for the
+ * next pass: asyncio's poll came before those callbacks and could not see
+ * it, so asyncio reports it one pass later, and so do we. */
+static unsigned work_of(cpy_loop *L, cpy_transport *t, bool *later)
+{
+    unsigned work = 0;
+    if (t->r_ready && wants_read(t)) {
+        if (t->r_pass == L->pass)
+            *later = true;
+        else
+            work |= CORIO_READABLE;
+    }
+    if (t->w_ready && t->bufsize) {
+        if (t->w_pass == L->pass)
+            *later = true;
+        else
+            work |= CORIO_WRITABLE;
+    }
+    return work;
+}
+
 void cpy_transport_dispatch(cpy_loop *L, struct cpy_transport *t)
 {
-    unsigned ev = t->ev, work = 0;
+    unsigned ev = t->ev;
+    bool later = false;
     t->ev = 0;
     t->pending = false;
     if (ev & (CORIO_READABLE | CORIO_RDHUP | CORIO_HUP | CORIO_ERROR)) {
         t->r_ready = true;
         if (ev & (CORIO_RDHUP | CORIO_HUP | CORIO_ERROR))
             t->hup = true; /* a short read no longer means "drained" */
-        if (wants_read(t))
-            work |= CORIO_READABLE;
     }
-    if ((ev & (CORIO_WRITABLE | CORIO_HUP | CORIO_ERROR)) && t->bufsize)
-        work |= CORIO_WRITABLE;
+    if (ev & (CORIO_WRITABLE | CORIO_HUP | CORIO_ERROR))
+        t->w_ready = true;
+    unsigned work = work_of(L, t, &later);
     if (work)
         queue(L, t, work);
+    if (later)
+        read_again(t);
 }
 
 void cpy_transport_again(cpy_loop *L, struct cpy_transport *t)
 {
+    bool later = false;
     t->in_again = false;
-    if (t->r_ready && wants_read(t))
-        queue(L, t, CORIO_READABLE);
+    unsigned work = work_of(L, t, &later);
+    if (work)
+        queue(L, t, work);
+    if (later)
+        read_again(t);
     Py_DECREF(OBJ(t)); /* the again list's reference */
 }
 
-/* Reads again after the next poll, without waiting for an edge. */
+/* Looks at the transport again after the next poll, without waiting for
+ * an edge (a full read, or work held back a pass). */
 static void read_again(cpy_transport *t)
 {
     cpy_loop *L = t->L;
@@ -133,7 +166,19 @@ static void read_again(cpy_transport *t)
     Py_INCREF(OBJ(t));
 }
 
+static uint64_t stamp(cpy_loop *L)
+{
+    return L->in_ready ? L->pass : 0;
+}
+
 /* ---- The watcher's lifetime ---- */
+
+/* Our own recv or send drained the socket: level backends poll it again. */
+static void drained(cpy_transport *t, unsigned events)
+{
+    if (t->live && t->L->cl)
+        corio_fd_drained(t->L->cl, t->fd, events);
+}
 
 static int attach(cpy_transport *t)
 {
@@ -416,7 +461,8 @@ static int write_ready(cpy_transport *t)
         }
         ssize_t n = send_iov(t->fd, iov, cnt);
         if (n < 0 && is_eagain((int)n)) {
-            corio_fd_drained(t->L->cl, t->fd, CORIO_WRITABLE);
+            t->w_ready = false;
+            drained(t, CORIO_WRITABLE);
             break;
         }
         if (n < 0) {
@@ -435,7 +481,8 @@ static int write_ready(cpy_transport *t)
         }
         wbuf_consume(t, (size_t)n);
         if ((size_t)n < want) {
-            corio_fd_drained(t->L->cl, t->fd, CORIO_WRITABLE);
+            t->w_ready = false;
+            drained(t, CORIO_WRITABLE);
             break;
         }
     }
@@ -478,7 +525,7 @@ static int send_or_buffer(cpy_transport *t, PyObject **objs, Py_buffer *views, P
             r = 0;
         sent = (size_t)r;
     }
-    bool buffered = false;
+    bool buffered = false, was_empty = t->bufsize == 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         size_t len = (size_t)views[i].len;
         if (sent >= len) {
@@ -490,12 +537,15 @@ static int send_or_buffer(cpy_transport *t, PyObject **objs, Py_buffer *views, P
         sent = 0;
         buffered = true;
     }
-    if (buffered) {
+    if (buffered && was_empty) {
         /* A short send: the socket's buffer is full, the next edge says
          * when it has room (level backends must poll for it again). */
-        corio_fd_drained(t->L->cl, t->fd, CORIO_WRITABLE);
-        maybe_pause_protocol(t);
+        t->w_ready = false;
+        t->w_pass = stamp(t->L);
+        drained(t, CORIO_WRITABLE);
     }
+    if (buffered)
+        maybe_pause_protocol(t);
     return PyErr_Occurred() ? -1 : 0;
 }
 
@@ -634,7 +684,7 @@ static int read_buffered(cpy_transport *t)
     if (n < 0) {
         if (is_eagain(err)) {
             t->r_ready = false;
-            corio_fd_drained(t->L->cl, t->fd, CORIO_READABLE);
+            drained(t, CORIO_READABLE);
             return 0;
         }
         return fail_errno(t, err, "Fatal read error on socket transport");
@@ -643,7 +693,7 @@ static int read_buffered(cpy_transport *t)
         return on_eof(t);
     if (!full && !t->hup) {
         t->r_ready = false;
-        corio_fd_drained(t->L->cl, t->fd, CORIO_READABLE);
+        drained(t, CORIO_READABLE);
     }
     PyObject *r = PyObject_CallMethod(t->protocol, "buffer_updated", "n", (Py_ssize_t)n);
     if (!r)
@@ -670,7 +720,7 @@ static int read_data(cpy_transport *t)
         int err = -errno;
         if (is_eagain(err)) {
             t->r_ready = false;
-            corio_fd_drained(L->cl, t->fd, CORIO_READABLE);
+            drained(t, CORIO_READABLE);
             return 0;
         }
         return fail_errno(t, err, "Fatal read error on socket transport");
@@ -679,7 +729,7 @@ static int read_data(cpy_transport *t)
         return on_eof(t);
     if ((size_t)n < L->rbuf_size && !t->hup) {
         t->r_ready = false;
-        corio_fd_drained(L->cl, t->fd, CORIO_READABLE);
+        drained(t, CORIO_READABLE);
     }
     PyObject *data = PyBytes_FromStringAndSize(L->rbuf, n);
     if (!data)
@@ -728,6 +778,7 @@ static PyObject *tr_start_reading(PyObject *self, PyObject *unused)
     if (t->closing || t->paused || t->conn_lost)
         Py_RETURN_NONE;
     t->reading = true;
+    t->r_pass = stamp(t->L);
     if (t->r_ready)
         read_again(t);
     Py_RETURN_NONE;
@@ -886,6 +937,7 @@ static PyObject *tr_resume_reading(PyObject *self, PyObject *unused)
         Py_RETURN_NONE;
     t->paused = false;
     t->reading = true;
+    t->r_pass = stamp(t->L);
     if (t->r_ready)
         read_again(t);
     if (t->L->debug) {

@@ -303,6 +303,59 @@ async def run_in_executor_and_getaddrinfo(loop):
     assert infos[0][4] == ("127.0.0.1", 80)
 
 
+@test
+async def loop_made_in_one_thread_runs_in_another(loop):
+    def scenario():
+        lp = FACTORY()  # made here, run in another thread
+        out = []
+
+        def run():
+            lp.call_later(0.01, lp.stop)
+            lp.call_soon(out.append, threading.get_ident())
+            lp.run_forever()
+
+        th = threading.Thread(target=run)
+        th.start()
+        th.join(10)
+        lp.close()
+        return out, th.ident
+
+    out, ident = await loop.run_in_executor(None, scenario)
+    assert out == [ident], (out, ident)
+
+
+@test
+async def call_later_from_another_thread_while_running(loop):
+    fut = loop.create_future()
+    keep = loop.call_later(0.5, lambda: None)
+    threading.Thread(target=lambda: loop.call_later(0.01, fut.set_result, "late")).start()
+    assert await asyncio.wait_for(fut, 5) == "late"
+    keep.cancel()
+
+
+@test
+async def closing_a_loop_with_open_transports(loop):
+    def scenario():
+        lp = FACTORY()
+        lsock = socket.socket()
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen()
+        tr, pr = lp.run_until_complete(
+            lp.create_connection(asyncio.Protocol, "127.0.0.1", lsock.getsockname()[1]))
+        peer, _ = lsock.accept()
+        lp.close()  # the transport stays open, its loop is gone
+        import warnings
+        with warnings.catch_warnings():  # "unclosed transport": expected here
+            warnings.simplefilter("ignore", ResourceWarning)
+            del tr, pr
+            gc.collect()
+        peer.close()
+        lsock.close()
+        return "ok"
+
+    assert await loop.run_in_executor(None, scenario) == "ok"
+
+
 # ---------------------------------------------------------------- readers
 
 @test
@@ -613,6 +666,91 @@ async def server_many_clients_and_close(loop):
 
 
 @test
+@known(uvloop="uvloop leaves the connection open when the protocol factory raises")
+async def failing_protocol_factory_drops_only_that_connection(loop):
+    calls = [0]
+
+    def factory():
+        calls[0] += 1
+        if calls[0] == 1:
+            raise RuntimeError("no protocol for the first one")
+        return Echo()
+
+    srv = await loop.create_server(factory, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    r1, w1 = await asyncio.open_connection("127.0.0.1", port)
+    assert await r1.read() == b""  # closed by the server
+    w1.close()
+    await w1.wait_closed()
+    r2, w2 = await asyncio.open_connection("127.0.0.1", port)
+    w2.write(b"ok")
+    assert await r2.readexactly(2) == b"ok"
+    w2.close()
+    await w2.wait_closed()
+    srv.close()
+    await srv.wait_closed()
+
+
+@test
+async def burst_of_connections_in_one_pass(loop):
+    srv, port = await echo_server(loop)
+    socks = []
+    for _ in range(50):
+        s = socket.socket()
+        s.connect(("127.0.0.1", port))  # blocking: all queue in the backlog
+        socks.append(s)
+    await asyncio.sleep(0)
+
+    async def check(s):
+        s.setblocking(False)
+        await loop.sock_sendall(s, b"ping")
+        got = b""
+        while len(got) < 4:
+            got += await loop.sock_recv(s, 4)
+        assert got == b"ping"
+        s.close()
+
+    await asyncio.gather(*(check(s) for s in socks))
+    srv.close()
+    await srv.wait_closed()
+
+
+@test
+async def add_reader_on_a_transport_fd_is_refused(loop):
+    srv, port = await echo_server(loop)
+    tr, pr = await loop.create_connection(lambda: Collect(loop), "127.0.0.1", port)
+    fd = tr.get_extra_info("socket").fileno()
+    try:
+        loop.add_reader(fd, lambda: None)
+        raise AssertionError("add_reader() on a transport's fd must raise")
+    except RuntimeError:
+        pass
+    tr.close()
+    await pr.lost
+    srv.close()
+    await srv.wait_closed()
+
+
+@test
+@known(uvloop="uvloop's remove_reader() returns True for an fd without a reader")
+async def cancelled_sock_recv_leaves_no_reader(loop):
+    a, b = local_pair()
+    t = asyncio.ensure_future(loop.sock_recv(a, 10))
+    await asyncio.sleep(0.01)
+    t.cancel()
+    try:
+        await t
+    except asyncio.CancelledError:
+        pass
+    await asyncio.sleep(0)
+    assert loop.remove_reader(a) is False
+    b.send(b"x")
+    assert await loop.sock_recv(a, 10) == b"x"
+    a.close()
+    b.close()
+
+
+@test
 async def unix_socket_streams(loop):
     path = tempfile.mktemp(prefix="corio-", suffix=".sock")
 
@@ -891,6 +1029,9 @@ def run_test(fn, factory):
     return result
 
 
+FACTORY = None  # the loop factory of the run, for tests that make their own loop
+
+
 def factory_of(name):
     if name == "corio":
         import corio
@@ -905,7 +1046,8 @@ def factory_of(name):
 
 def run_loop(name, pattern):
     import traceback
-    factory = factory_of(name)
+    global FACTORY
+    factory = FACTORY = factory_of(name)
     # A first loop may set up process-wide state (uvloop opens fds once).
     warm = factory()
     warm.run_until_complete(asyncio.sleep(0))
