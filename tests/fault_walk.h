@@ -21,6 +21,7 @@ struct wctx {
     const char *backend; /* NULL: the runner's (CORIO_BACKEND) */
     corio_loop *loop;
     int64_t io_ns;       /* each exchange's time limit */
+    int inject;          /* the error injected (0: none), for checks that depend on it */
     bool fired;          /* the fault under test happened */
     int exchanges;       /* started */
     int failed;          /* ended with an error */

@@ -9,7 +9,7 @@
 #include <time.h>
 
 #include "../apps/http/server.h"
-#include "http_client.h"
+#include "test_http_client.h"
 
 static void config(struct http_config *cfg)
 {

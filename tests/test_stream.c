@@ -679,6 +679,11 @@ static void wrong_thread_body(struct ctx *c)
     CHECK_EQ(corio_stream_read_until(c->s, "", 0, &l, 10, CORIO_NOWAIT), -EINVAL);
     CHECK_EQ(corio_stream_read_until(c->s, "abc", 3, &l, 2, CORIO_NOWAIT), -EINVAL);
     CHECK_EQ(corio_stream_readline(c->s, &l, 10, CORIO_NOWAIT), -EAGAIN);
+    const void *v;
+    CHECK_EQ(corio_stream_peek(c->s, SIZE_MAX, &v, CORIO_NOWAIT), -ENOMEM); /* no effect */
+    CHECK_EQ(corio_stream_write(c->s, "x", SIZE_MAX - 8, CORIO_NOWAIT), -ENOMEM);
+    CHECK_EQ(corio_stream_pending(c->s), 0);
+    CHECK(corio_stream_reserve(c->s, SIZE_MAX / 2) == NULL);
 }
 
 TEST(stream_misuse)
@@ -796,4 +801,114 @@ TEST(stream_random_chunks_every_byte)
 {
     with_stream(chunks_body, false, NULL);
     with_stream(chunks_body, true, NULL);
+}
+
+/* ---- Cancellation of every blocking stream and socket call ---- */
+
+struct cancel_env {
+    corio_stream *s;     /* a stream with a partial line buffered */
+    corio_listener *l;
+    int dgram;
+    corio_addr silent;   /* a listener whose queue is full: dials hang */
+    int results[5];
+};
+
+static void *block_readline(void *p)
+{
+    struct cancel_env *e = p;
+    const char *l;
+    e->results[0] = (int)corio_stream_readline(e->s, &l, 100, SEC(5));
+    return NULL;
+}
+
+static void *block_flush(void *p)
+{
+    struct cancel_env *e = p;
+    static char chunk[1 << 16];
+    int r = 0;
+    for (int i = 0; i < 64 && r >= 0; i++) {
+        r = (int)corio_stream_write(e->s, chunk, sizeof chunk, SEC(5));
+        if (r >= 0)
+            r = corio_stream_flush(e->s, SEC(5));
+    }
+    e->results[1] = r;
+    return NULL;
+}
+
+static void *block_accept(void *p)
+{
+    struct cancel_env *e = p;
+    e->results[2] = corio_listener_accept(e->l, NULL, SEC(5));
+    return NULL;
+}
+
+static void *block_recv(void *p)
+{
+    struct cancel_env *e = p;
+    char b[8];
+    e->results[3] = (int)corio_dgram_recvfrom(e->dgram, b, sizeof b, NULL, SEC(5));
+    return NULL;
+}
+
+static void *block_dial(void *p)
+{
+    struct cancel_env *e = p;
+    e->results[4] = corio_net_dial_addr(&e->silent, NULL, SEC(5));
+    return NULL;
+}
+
+static void cancel_body(struct ctx *c)
+{
+    struct cancel_env e = {.s = c->s};
+    put(c->peer, "partial");
+    CHECK_EQ(corio_net_listen(&e.l, "127.0.0.1:0", NULL, SEC(1)), 0);
+    e.dgram = corio_dgram_open("127.0.0.1:0", NULL, NULL, SEC(1));
+    CHECK(e.dgram >= 0);
+    corio_listener *full;
+    corio_listen_options o = {.backlog = 1};
+    CHECK_EQ(corio_net_listen(&full, "127.0.0.1:0", &o, SEC(1)), 0);
+    corio_listener_addr(full, &e.silent);
+    int fill[3], nf = 0, r;
+    while (nf < 3 && (r = corio_net_dial_addr(&e.silent, NULL, MS(100))) >= 0)
+        fill[nf++] = r; /* until the queue is full */
+
+    corio_fn fns[5] = {block_readline, block_accept, block_recv, block_dial, NULL};
+    corio_co *cos[5];
+    int n = 0;
+    for (int i = 0; fns[i]; i++)
+        CHECK_EQ(corio_spawn(corio_loop_current(), &cos[n++], fns[i], &e, 0), 0);
+    corio_sleep_until(MS(20)); /* all of them are parked now */
+    for (int i = 0; i < n; i++) {
+        CHECK_EQ(corio_cancel(cos[i]), 0);
+        CHECK_EQ(corio_join(cos[i], NULL, SEC(5)), 0);
+    }
+    CHECK_EQ(e.results[0], -ECANCELED);
+    CHECK_EQ(e.results[2], -ECANCELED);
+    CHECK_EQ(e.results[3], -ECANCELED);
+    CHECK_EQ(e.results[4], -ECANCELED);
+    const void *v; /* the cancelled readline consumed nothing */
+    CHECK_EQ(corio_stream_buffered(c->s, &v), 7);
+    CHECK(memcmp(v, "partial", 7) == 0);
+
+    /* A flush parked on a full socket: cancelled, the rest stays pending. */
+    corio_co *f;
+    CHECK_EQ(corio_spawn(corio_loop_current(), &f, block_flush, &e, 0), 0);
+    corio_sleep_until(MS(20));
+    CHECK_EQ(corio_cancel(f), 0);
+    CHECK_EQ(corio_join(f, NULL, SEC(5)), 0);
+    CHECK_EQ(e.results[1], -ECANCELED);
+    CHECK(corio_stream_pending(c->s) > 0);
+
+    while (nf > 0)
+        corio_close(fill[--nf]);
+    corio_listener_close(full);
+    corio_listener_close(e.l);
+    corio_close(e.dgram);
+    CHECK_EQ(corio_stream_close(c->s, MS(10)), -ETIMEDOUT); /* pending output, peer not reading */
+    c->s = NULL;
+}
+
+TEST(stream_net_cancel_while_parked)
+{
+    with_stream(cancel_body, false, small_bufs);
 }

@@ -18,6 +18,7 @@ struct conn {
     corio_stream *s;
     int fd;
     bool close;        /* close once the responses produced so far are sent */
+    int64_t out_deadline; /* for the output of the batch being answered */
     struct conn *next; /* the worker's spare list */
 };
 

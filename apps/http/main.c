@@ -147,6 +147,10 @@ int main(int argc, char **argv)
     /* The loops' threads inherit this mask: only sigwait() below sees the
      * signals, and the shutdown is an ordinary call from this thread. */
     sigset_t set;
+    /* A shell starts background jobs with SIGINT ignored, and an ignored
+     * signal never reaches sigwait(): take the default back first. */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);

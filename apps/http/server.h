@@ -101,10 +101,11 @@ int http_server_start(http_server **srv, const struct http_config *cfg);
 int http_server_port(const http_server *srv);
 unsigned http_server_loops(const http_server *srv);
 
-/* Begins a graceful shutdown: stop accepting, close idle connections,
- * answer the requests in flight (the last one with Connection: close),
- * and after cfg->shutdown_timeout cancel what is left.  Any thread;
- * returns at once; repeated calls are harmless. */
+/* Begins a graceful shutdown: stop accepting, close idle connections
+ * (answering first a request that has just come in), answer the requests
+ * in flight (the last one with Connection: close), and after
+ * cfg->shutdown_timeout cancel what is left.  Any thread; returns at once;
+ * repeated calls are harmless. */
 void http_server_stop(http_server *srv);
 
 /* Waits until every loop has finished, fills *c and *stats (either may be

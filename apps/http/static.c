@@ -3,10 +3,16 @@
  *
  * The path is percent-decoded and must stay inside DIR: ".." segments are
  * refused outright, and where the kernel has openat2(2) (Linux 5.6) it is
- * opened with RESOLVE_BENEATH, so no symlink can lead out either. */
-#include <linux/openat2.h>
+ * opened with RESOLVE_BENEATH, so no symlink can lead out either; without
+ * it, no symlink is followed at all. */
 #include <string.h>
 #include <sys/syscall.h>
+#if defined(__has_include)
+#if __has_include(<linux/openat2.h>)
+#include <linux/openat2.h>
+#define HAVE_OPENAT2 1
+#endif
+#endif
 
 #include "http_private.h"
 #include "sys.h"
@@ -61,11 +67,38 @@ static int relative_path(const char *p, size_t n, char *out, size_t size)
     return 0;
 }
 
-static int open_beneath(int dirfd, const char *rel)
+/* Without openat2: one component at a time, refusing every symlink, so
+ * nothing can lead out of the directory (stricter than RESOLVE_BENEATH,
+ * which follows symlinks that stay inside). */
+static int open_walk(int dirfd, char *rel)
 {
-    SITE(s_openat2, "openat2");
     SITE(s_openat, "openat");
-#ifdef SYS_openat2
+    SITE(s_close, "close");
+    int at = dirfd;
+    char *comp = rel;
+    for (;;) {
+        while (*comp == '/')
+            comp++;
+        char *slash = strchr(comp, '/');
+        if (slash)
+            *slash = 0;
+        int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | (slash ? O_DIRECTORY : 0);
+        int fd = sys_openat(&s_openat, at, comp, flags);
+        if (slash)
+            *slash = '/';
+        if (at != dirfd)
+            (void)sys_close(&s_close, at);
+        if (fd < 0 || !slash)
+            return fd;
+        at = fd;
+        comp = slash + 1;
+    }
+}
+
+static int open_beneath(int dirfd, char *rel)
+{
+#if defined(SYS_openat2) && defined(HAVE_OPENAT2)
+    SITE(s_openat2, "openat2");
     struct open_how how = {
         .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY,
         .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
@@ -75,7 +108,7 @@ static int open_beneath(int dirfd, const char *rel)
     if (r >= 0 || errno != ENOSYS)
         return r < 0 ? -errno : (int)r;
 #endif
-    return sys_openat(&s_openat, dirfd, rel, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+    return open_walk(dirfd, rel); /* before Linux 5.6, and under valgrind */
 }
 
 static const char *content_type(const char *path)
@@ -135,7 +168,11 @@ int http__static_serve(http_exchange *x, const struct http_request *req, int dir
     if (fd < 0) {
         if (fd == -EACCES || fd == -EPERM)
             return http_respond(x, 403, "text/plain", "forbidden\n", 10);
-        return http_respond(x, 404, "text/plain", "not found\n", 10);
+        if (fd == -ENOENT || fd == -ENOTDIR || fd == -ENAMETOOLONG || fd == -EXDEV || fd == -ELOOP)
+            return http_respond(x, 404, "text/plain", "not found\n", 10);
+        /* Out of descriptors or memory says nothing about the file: a 404
+         * would be cached as the truth. */
+        return http_respond(x, 503, "text/plain", "unavailable\n", 12);
     }
     struct stat st;
     int r = sys_fstat(&s_fstat, fd, &st);

@@ -22,7 +22,6 @@
 #include "resp.h"
 #include "sys.h"
 
-#define RBUF_SIZE (16u << 10)
 #define FIFO_MAX 4096          /* open loop: requests in flight per connection */
 #define IDLE_DIALERS 256       /* idle mode: connects in flight per thread */
 #ifndef IP_BIND_ADDRESS_NO_PORT
@@ -115,30 +114,34 @@ struct conn_arg {
     unsigned index; /* of the whole run */
 };
 
-/* Reads responses until `want` have come.  Returns how many did; on a
- * failure the rest are counted as errors of its kind, and *dead is set. */
-static unsigned read_responses(struct load_thread *t, int fd, struct resp_reader *rr, char *buf,
-                               size_t *len, unsigned want, int64_t sent_at, bool *dead)
+/* The kind of error a failed read of responses counts as. */
+static enum load_err read_err(ssize_t r)
+{
+    return r == -CORIO_EEOF || r == 0 ? E_CLOSED : r == -ETIMEDOUT ? E_TIMEOUT : E_READ;
+}
+
+/* Reads responses from s until `want` have come.  Returns how many did;
+ * on a failure the rest are counted as errors of its kind and *dead is
+ * set.  The stream reads with no syscall wasted: after a short read it
+ * waits for the next edge instead of trying a read that would say EAGAIN. */
+static unsigned read_responses(struct load_thread *t, corio_stream *s, struct resp_reader *rr,
+                               unsigned want, int64_t sent_at, bool *dead)
 {
     unsigned got = 0;
     int64_t deadline = sent_at + t->cfg->timeout;
     while (got < want) {
-        size_t used;
-        int r = *len ? resp_feed(rr, buf, *len, &used) : 0;
-        if (r == 1) {
-            count_response(t, rr->status, corio_now() - sent_at);
-            got++;
-        }
+        const void *v;
+        size_t n = corio_stream_buffered(s, &v), used = 0;
+        int r = n ? resp_feed(rr, v, n, &used) : 0;
         if (r < 0) {
             t->n.err[E_PARSE] += want - got;
             *dead = true;
             return got;
         }
-        if (*len) {
-            memmove(buf, buf + used, *len - used);
-            *len -= used;
-        }
+        corio_stream_consume(s, used);
         if (r == 1) {
+            count_response(t, rr->status, corio_now() - sent_at);
+            got++;
             if (rr->close && got < want) {
                 t->n.err[E_CLOSED] += want - got;
                 *dead = true;
@@ -146,68 +149,72 @@ static unsigned read_responses(struct load_thread *t, int fd, struct resp_reader
             }
             continue;
         }
-        ssize_t n = corio_read(fd, buf + *len, RBUF_SIZE - *len, deadline);
-        if (n <= 0) {
-            t->n.err[n == 0 ? E_CLOSED : n == -ETIMEDOUT ? E_TIMEOUT : E_READ] += want - got;
+        ssize_t m = corio_stream_peek(s, n - used + 1, &v, deadline);
+        if (m < 0) {
+            t->n.err[read_err(m)] += want - got;
             *dead = true;
             return got;
         }
-        t->n.bytes_in += (uint64_t)n;
-        *len += (size_t)n;
+        t->n.bytes_in += (uint64_t)m - (n - used);
     }
     if (rr->close)
         *dead = true; /* the server ends this connection: open another */
     return got;
 }
 
+/* A connection and its input stream. */
+static int open_conn(struct load_thread *t, unsigned index, corio_stream **s)
+{
+    int fd = dial(t, index, corio_after(t->cfg->timeout));
+    if (fd < 0)
+        return fd;
+    int r = corio_stream_open(s, fd, NULL);
+    if (r < 0)
+        corio_close(fd);
+    return r < 0 ? r : fd;
+}
+
 static void *http_closed(void *p)
 {
-    SITE(s_malloc, "malloc");
     struct conn_arg a = *(struct conn_arg *)p;
     struct load_thread *t = a.t;
     const struct load_config *cfg = t->cfg;
     size_t one;
     char *req = build_requests(cfg, cfg->depth, &one);
-    char *buf = corio__malloc(&s_malloc, RBUF_SIZE);
+    corio_stream *s = NULL;
     int fd = -1;
     struct resp_reader rr;
-    size_t len = 0;
-    while (req && buf) {
+    while (req) {
         unsigned k = take(t, cfg->depth);
         if (k == 0)
             break;
-        if (fd < 0) {
-            fd = dial(t, a.index, corio_after(cfg->timeout));
-            if (fd < 0) {
+        if (!s) {
+            if ((fd = open_conn(t, a.index, &s)) < 0) {
                 t->n.err[E_CONNECT]++; /* counted once, as a connection */
                 if (cfg->count)
                     t->budget += k;
                 break;
             }
             resp_init(&rr);
-            len = 0;
         }
         int64_t t0 = corio_now();
         ssize_t w = corio_write_all(fd, req, k * one, NULL, t0 + cfg->timeout);
         t->n.sent += k;
-        if (w < 0) {
+        bool dead = w < 0;
+        if (dead)
             t->n.err[E_WRITE] += k;
-            corio_close(fd);
-            fd = -1;
-            continue;
+        else {
+            t->n.bytes_out += k * one;
+            read_responses(t, s, &rr, k, t0, &dead);
         }
-        t->n.bytes_out += k * one;
-        bool dead = false;
-        read_responses(t, fd, &rr, buf, &len, k, t0, &dead);
         if (dead) {
-            corio_close(fd);
-            fd = -1;
+            corio_stream_close(s, CORIO_NOWAIT);
+            s = NULL;
         }
     }
-    if (fd >= 0)
-        corio_close(fd);
+    if (s)
+        corio_stream_close(s, CORIO_NOWAIT);
     corio__free(req);
-    corio__free(buf);
     return NULL;
 }
 
@@ -218,6 +225,7 @@ static void *http_closed(void *p)
 struct oconn {
     struct load_thread *t;
     int fd;
+    corio_stream *s;        /* the receiver's; the sender writes to fd */
     struct rate rate;
     int64_t fifo[FIFO_MAX]; /* due times of the requests in flight */
     unsigned head, count;
@@ -235,26 +243,19 @@ static void open_fail(struct oconn *o, enum load_err k)
 
 static void *open_receiver(void *p)
 {
-    SITE(s_malloc, "malloc");
     struct oconn *o = p;
     struct load_thread *t = o->t;
-    char *buf = corio__malloc(&s_malloc, RBUF_SIZE);
     struct resp_reader rr;
     resp_init(&rr);
-    size_t len = 0;
-    if (!buf)
-        open_fail(o, E_READ);
     while (!o->dead && (o->sending || o->count)) {
-        size_t used;
-        int r = len ? resp_feed(&rr, buf, len, &used) : 0;
+        const void *v;
+        size_t n = corio_stream_buffered(o->s, &v), used = 0;
+        int r = n ? resp_feed(&rr, v, n, &used) : 0;
         if (r < 0 || (r == 1 && o->count == 0)) { /* malformed, or an answer to nothing */
             open_fail(o, E_PARSE);
             break;
         }
-        if (len) {
-            memmove(buf, buf + used, len - used);
-            len -= used;
-        }
+        corio_stream_consume(o->s, used);
         if (r == 1) {
             count_response(t, rr.status, corio_now() - o->fifo[o->head]);
             o->head = (o->head + 1) % FIFO_MAX;
@@ -262,17 +263,15 @@ static void *open_receiver(void *p)
             continue;
         }
         int64_t oldest = o->count ? o->fifo[o->head] : corio_now();
-        ssize_t n = corio_read(o->fd, buf + len, RBUF_SIZE - len, oldest + t->cfg->timeout);
-        if (n == -ECANCELED || (n == -ETIMEDOUT && o->count == 0))
+        ssize_t m = corio_stream_peek(o->s, n - used + 1, &v, oldest + t->cfg->timeout);
+        if (m == -ECANCELED || (m == -ETIMEDOUT && o->count == 0))
             continue; /* the sender's nudge, or an idle stretch: look again */
-        if (n <= 0) {
-            open_fail(o, n == 0 ? E_CLOSED : n == -ETIMEDOUT ? E_TIMEOUT : E_READ);
+        if (m < 0) {
+            open_fail(o, read_err(m));
             break;
         }
-        t->n.bytes_in += (uint64_t)n;
-        len += (size_t)n;
+        t->n.bytes_in += (uint64_t)m - (n - used);
     }
-    corio__free(buf);
     return NULL;
 }
 
@@ -326,7 +325,7 @@ static void *http_open(void *p)
         goto out;
     memset(o, 0, sizeof *o);
     o->t = t;
-    if ((o->fd = dial(t, a.index, corio_after(cfg->timeout))) < 0) {
+    if ((o->fd = open_conn(t, a.index, &o->s)) < 0) {
         t->n.err[E_CONNECT]++;
         goto out;
     }
@@ -339,7 +338,7 @@ static void *http_open(void *p)
             corio_cancel(rx); /* it waits for a response that will not come */
         corio_join(rx, NULL, CORIO_FOREVER);
     }
-    corio_close(o->fd);
+    corio_stream_close(o->s, CORIO_NOWAIT);
 out:
     corio__free(o);
     corio__free(req);
@@ -410,11 +409,8 @@ static int warm_up(struct load_thread *t, int fd)
 {
     size_t one;
     char *req = build_requests(t->cfg, 1, &one);
-    char buf[4096];
-    size_t len = 0;
-    struct resp_reader rr;
-    resp_init(&rr);
-    bool dead = false;
+    corio_stream *s;
+    struct corio_stream_options so = {.keep_fd = true, .read_size = 4096};
     int64_t t0 = corio_now();
     int r = req ? (int)corio_write_all(fd, req, one, NULL, t0 + t->cfg->timeout) : -ENOMEM;
     corio__free(req);
@@ -423,8 +419,16 @@ static int warm_up(struct load_thread *t, int fd)
         t->n.err[E_WRITE]++;
         return r;
     }
-    /* A 4 KiB buffer is plenty for the responses idle mode asks for. */
-    unsigned got = read_responses(t, fd, &rr, buf, &len, 1, t0, &dead);
+    if ((r = corio_stream_open(&s, fd, &so)) < 0) {
+        t->n.err[E_READ]++;
+        return r;
+    }
+    struct resp_reader rr;
+    resp_init(&rr);
+    bool dead = false;
+    unsigned got = read_responses(t, s, &rr, 1, t0, &dead);
+    /* Nothing more will come on an idle connection: no input is lost. */
+    corio_stream_close(s, CORIO_NOWAIT);
     return got == 1 && !dead ? 0 : -EPROTO;
 }
 

@@ -87,7 +87,7 @@ static int parse_head(struct resp_reader *r, const char *buf, size_t len)
     return 0;
 }
 
-int resp_feed(struct resp_reader *r, char *buf, size_t n, size_t *used)
+int resp_feed(struct resp_reader *r, const char *buf, size_t n, size_t *used)
 {
     size_t off = 0;
     for (;;) {
@@ -111,17 +111,21 @@ int resp_feed(struct resp_reader *r, char *buf, size_t n, size_t *used)
                 return 0;
             }
         } else if (r->state == R_CHUNKED) {
-            size_t len = n - off;
-            long left = http_chunked_decode(&r->ch, buf + off, &len);
+            /* The decoder works in place: give it a copy, keep only the
+             * count of what it used (the data itself is not needed). */
+            char tmp[4096];
+            size_t k = n - off < sizeof tmp ? n - off : sizeof tmp, len = k;
+            memcpy(tmp, buf + off, k);
+            long left = http_chunked_decode(&r->ch, tmp, &len);
+            if (left < HTTP_MORE)
+                return -1;
+            off += k - (left == HTTP_MORE ? 0 : (size_t)left);
             if (left == HTTP_MORE) {
+                if (off < n)
+                    continue;
                 *used = n;
                 return 0;
             }
-            if (left < 0)
-                return -1;
-            /* Put what follows the body back where it was. */
-            memmove(buf + n - (size_t)left, buf + off + len, (size_t)left);
-            off = n - (size_t)left;
         }
         r->state = R_HEAD;
         if (r->status >= 200) {

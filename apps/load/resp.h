@@ -20,12 +20,11 @@ struct resp_reader {
 
 void resp_init(struct resp_reader *r);
 
-/* Reads from buf[0..n) (a chunked body is decoded in place, so buf is
- * written to).  Returns 1 when a final response is complete (its status in
+/* Reads from buf[0..n).  Returns 1 when a final response is complete (its status in
  * r->status), 0 when every byte was used and more are needed, -1 for a
  * malformed response.  *used gets how many bytes of buf were consumed;
  * the rest, a head not yet complete, must be given again with what
  * follows.  Interim (1xx) responses are skipped. */
-int resp_feed(struct resp_reader *r, char *buf, size_t n, size_t *used);
+int resp_feed(struct resp_reader *r, const char *buf, size_t n, size_t *used);
 
 #endif
