@@ -34,8 +34,8 @@ struct corio_stream {
     size_t rcap, rpos, rend;
     char *wbuf;         /* output buffer, or NULL while nothing is pending */
     size_t wcap, wpos, wend;
-    size_t read_size;
-    size_t high, low;   /* output water marks */
+    uint32_t read_size;
+    uint32_t high, low; /* output water marks */
     uint32_t short_pass; /* loop->pass before the last read that came back short */
     bool short_read;    /* ... and no read has been tried since */
     bool eof;           /* the fd reported end of stream */
@@ -43,6 +43,10 @@ struct corio_stream {
     bool keep_fd;
     bool not_sock;      /* send(2) said ENOTSOCK (a pipe): use write(2) */
 };
+
+/* What an idle connection costs (DESIGN.md: 128 bytes or less, fd slot
+ * aside); it holds no buffer while it waits. */
+_Static_assert(sizeof(struct corio_stream) <= 112, "a stream is part of every connection");
 
 /* Errors after which output can go on (the caller may retry). */
 static bool transient(ssize_t err)
@@ -64,7 +68,8 @@ int corio_stream_open(corio_stream **out, int fd, const corio_stream_options *op
         return -EBADF;
     size_t high = o.high_water ? o.high_water : HIGH_WATER_DEFAULT;
     size_t low = o.low_water ? o.low_water : high / 4;
-    if (low > high)
+    size_t rsize = o.read_size ? o.read_size : READ_SIZE_DEFAULT;
+    if (low > high || high > UINT32_MAX || rsize > UINT32_MAX)
         return -EINVAL;
     corio_stream *s = corio__malloc(&s_malloc, sizeof *s);
     if (!s)
@@ -72,9 +77,9 @@ int corio_stream_open(corio_stream **out, int fd, const corio_stream_options *op
     memset(s, 0, sizeof *s);
     s->loop = loop;
     s->fd = fd;
-    s->read_size = o.read_size ? o.read_size : READ_SIZE_DEFAULT;
-    s->high = high;
-    s->low = low;
+    s->read_size = (uint32_t)rsize;
+    s->high = (uint32_t)high;
+    s->low = (uint32_t)low;
     s->keep_fd = o.keep_fd;
     *out = s;
     return 0;
@@ -143,13 +148,19 @@ static ssize_t in_try(corio_stream *s, void *dst, size_t n)
     return r;
 }
 
-/* True when trying a read now could only give EAGAIN (see the top). */
+/* True when trying a read now could only give EAGAIN (see the top).  Then
+ * the loop's cached readiness is dropped as an EAGAIN would drop it, so
+ * whatever waits next (this stream, corio_park(), corio_wait_fd()) waits
+ * for the next edge without asking the kernel first. */
 static bool in_drained(const corio_stream *s)
 {
     if (!s->short_read || s->loop->pass != s->short_pass || !s->loop->be->edge)
         return false;
     struct corio_fdslot *slot = corio__fd_slot(s->loop, s->fd, false);
-    return slot && !(slot->ready & (CORIO_RDHUP | CORIO_HUP | CORIO_ERROR));
+    if (!slot || (slot->ready & (CORIO_RDHUP | CORIO_HUP | CORIO_ERROR)))
+        return false;
+    slot->ready &= (uint8_t)~CORIO_READABLE;
+    return true;
 }
 
 /* Parks until the fd is readable, holding no empty buffer meanwhile. */
@@ -534,11 +545,37 @@ int corio_stream_close(corio_stream *s, int64_t deadline)
         r = flush_to(s, 0, deadline); /* what could not go is reported, not dropped quietly */
     rbuf_release(s);
     wbuf_release(s);
-    if (!s->keep_fd) {
+    if (!s->keep_fd && s->fd >= 0) { /* fd -1: left by corio_stream_reset() */
         int c = corio_close(s->fd);
         if (r == 0)
             r = c;
     }
     corio__free(s);
+    return r;
+}
+
+int corio_stream_reset(corio_stream *s, int fd)
+{
+    OWNED_OR_FAIL(s);
+    if (fd < -1)
+        return -EBADF;
+    int r = 0;
+    if (s->wend > s->wpos)
+        r = flush_to(s, 0, CORIO_NOWAIT);
+    rbuf_release(s);
+    wbuf_release(s);
+    if (!s->keep_fd && s->fd >= 0) {
+        int c = corio_close(s->fd);
+        if (r == 0)
+            r = c;
+    }
+    corio_stream kept = *s; /* the options; everything else starts afresh */
+    memset(s, 0, sizeof *s);
+    s->loop = kept.loop;
+    s->fd = fd;
+    s->read_size = kept.read_size;
+    s->high = kept.high;
+    s->low = kept.low;
+    s->keep_fd = kept.keep_fd;
     return r;
 }

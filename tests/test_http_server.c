@@ -15,7 +15,7 @@ static void config(struct http_config *cfg)
 {
     http_config_defaults(cfg);
     cfg->listen = "127.0.0.1:0";
-    cfg->threads = 1; /* the runner's allocation counter is not thread-safe */
+    cfg->threads = 1; /* one loop (test_http_idle.c runs two) */
     cfg->quiet = true;
 }
 

@@ -13,9 +13,12 @@
 
 struct worker;
 
+/* A connection being served.  Lent from the loop's spare list, with its
+ * stream, while the connection has input (server.c: conn_attach) and
+ * given back when it parks or closes: an idle connection holds none. */
 struct conn {
     struct worker *w;
-    corio_stream *s;
+    corio_stream *s;   /* kept with the conn in the spare list, detached */
     int fd;
     bool close;        /* close once the responses produced so far are sent */
     int64_t out_deadline; /* for the output of the batch being answered */

@@ -8,13 +8,19 @@
  *     -> nothing more buffered: park the fd (no stack, no buffer) until
  *        the next bytes, the idle deadline or a shutdown -> serve() again
  *
+ * A parked connection holds nothing of corio-http's own: it is parked with
+ * its loop's worker as the data, and its conn record and stream go back to
+ * the worker's spare list.  The next wakeup takes a pair from that list
+ * (conn_attach), so an idle keep-alive connection costs only corio's fd
+ * slot and park record, and the steady state allocates nothing.
+ *
  * Per request that costs a parse over the input buffer, a memcpy of the
  * response and nothing else: no allocation (stream buffers come from the
  * loop's pool), no clock read (deadlines use the loop's cached time; the
- * statistics time one request in 64), no syscall of its own (one read and one write per batch, and the short read
- * that ended the batch tells the loop the fd is drained, so parking costs
- * no poll).  The Date header is formatted once a second per loop, by a
- * timer, into prebuilt responses. */
+ * statistics time one request in 64), no syscall of its own (one read and
+ * one write per batch, and the short read that ended the batch tells the
+ * loop the fd is drained, so parking costs no poll).  The Date header is
+ * formatted once a second per loop, by a timer, into prebuilt responses. */
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -32,7 +38,8 @@ struct worker {
     corio_server *cs;     /* frees itself after stop, when its last connection closes */
     unsigned index;
     bool stopping;
-    size_t nconns;
+    size_t nconns;        /* open: being served, or parked */
+    size_t nlive;         /* of which attached to a conn and a stream */
     corio_timer date_timer;
     char date[48];        /* "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n" */
     size_t date_len;
@@ -40,7 +47,7 @@ struct worker {
     size_t plain_len;
     char json[256];
     size_t json_len;
-    struct conn *spare;   /* conn structs to reuse */
+    struct conn *spare;   /* conns, each with a detached stream, to lend */
     size_t nspare;
     struct http_counters n;
     corio_stats stats;    /* taken when the loop's work ended */
@@ -174,6 +181,12 @@ void http_exchange_close(http_exchange *x)
 corio_loop *http_exchange_loop(const http_exchange *x)
 {
     return x->c->w->loop;
+}
+
+void http_exchange_gauges(const http_exchange *x, struct http_loop_gauges *g)
+{
+    const struct worker *w = x->c->w;
+    *g = (struct http_loop_gauges){w->index, w->nconns, w->nlive, w->nspare};
 }
 
 /* ---- The cached Date, and the responses built on it ---- */
@@ -326,51 +339,78 @@ int http_config_route(struct http_config *cfg, const char *path, http_handler fn
 
 static void serve(struct conn *c);
 
-static struct conn *conn_new(struct worker *w, int fd)
+/* Spare conns kept per loop: as many as were being served at once, up to
+ * this (192 bytes each with their stream).  Handlers run one after another
+ * unless one blocks, so a few are usually enough. */
+#define SPARE_MAX 1024
+
+/* Lends fd a conn and a stream from the spare list (allocating them only
+ * when it is empty).  NULL for -ENOMEM. */
+static struct conn *conn_attach(struct worker *w, int fd)
 {
     SITE(s_malloc, "malloc");
     struct conn *c = w->spare;
     if (c) {
         w->spare = c->next;
         w->nspare--;
-    } else if (!(c = corio__malloc(&s_malloc, sizeof *c))) {
-        return NULL;
-    }
-    corio_stream_options so = {.keep_fd = true};
-    if (corio_stream_open(&c->s, fd, &so) < 0) {
-        c->next = w->spare;
-        w->spare = c;
-        w->nspare++;
-        return NULL;
+        (void)corio_stream_reset(c->s, fd); /* detached and empty: cannot fail */
+    } else {
+        if (!(c = corio__malloc(&s_malloc, sizeof *c)))
+            return NULL;
+        corio_stream_options so = {.keep_fd = true};
+        if (corio_stream_open(&c->s, fd, &so) < 0) {
+            corio__free(c);
+            return NULL;
+        }
     }
     c->w = w;
     c->fd = fd;
     c->close = false;
-    w->nconns++;
+    w->nlive++;
     return c;
 }
 
-static void worker_finish(struct worker *w);
-
-/* Frees c; its fd is closed (closed_already: corio_close() did it). */
-static void conn_free(struct conn *c, bool closed_already)
+/* Takes c and its stream back from its fd (which stays open) and keeps
+ * them for the next connection to be served. */
+static void conn_detach(struct conn *c)
 {
     struct worker *w = c->w;
-    (void)corio_stream_close(c->s, CORIO_NOWAIT);
-    if (closed_already)
-        corio_server_release(w->cs);
-    else
-        (void)corio_server_close(w->cs, c->fd);
-    if (w->nspare < 1024) {
+    /* Buffers back to the loop's pool; output a failed flush left is
+     * dropped, after one more try (a connection being closed). */
+    (void)corio_stream_reset(c->s, -1);
+    w->nlive--;
+    if (w->nspare < SPARE_MAX) {
         c->next = w->spare;
         w->spare = c;
         w->nspare++;
     } else {
+        (void)corio_stream_close(c->s, CORIO_NOWAIT);
         corio__free(c);
     }
+}
+
+static void worker_finish(struct worker *w);
+
+/* Counts a connection out once its fd is closed (closed_already:
+ * corio_close() did it, through a parked fd's -CORIO_ECLOSED). */
+static void conn_gone(struct worker *w, int fd, bool closed_already)
+{
+    if (closed_already)
+        corio_server_release(w->cs);
+    else
+        (void)corio_server_close(w->cs, fd);
     w->nconns--;
     if (w->stopping && w->nconns == 0)
         worker_finish(w);
+}
+
+/* Ends a connection being served: closes its fd. */
+static void conn_free(struct conn *c)
+{
+    struct worker *w = c->w;
+    int fd = c->fd;
+    conn_detach(c);
+    conn_gone(w, fd, false);
 }
 
 /* Sends what the batch produced: one write when the socket has room. */
@@ -611,8 +651,12 @@ static int handle(struct conn *c, const char *v, size_t n)
 }
 
 /* The one place a connection waits for its next request: parked, with no
- * coroutine, stack or buffer, until bytes come (conn_wake), the idle
- * deadline passes or the server shuts down.  0 when parked. */
+ * coroutine, stack, buffer, conn or stream, until bytes come (conn_wake),
+ * the idle deadline passes or the server shuts down.  Nothing of the
+ * connection has to survive the wait: the idle deadline is in corio's park
+ * record, a request's keep-alive and output deadline are decided anew for
+ * each batch, and `close` is never set on a connection that parks.  0 when
+ * parked: c has gone back to the spare list. */
 static void conn_wake(int fd, void *data, int reason);
 
 static int conn_idle(struct conn *c)
@@ -620,29 +664,37 @@ static int conn_idle(struct conn *c)
     struct worker *w = c->w;
     if (w->stopping)
         return -ECANCELED;
+    /* Input still buffered is served first (serve() loops until there is
+     * none), and every response has been sent. */
+    HTTP_ASSERT(corio_stream_buffered(c->s, NULL) == 0 && corio_stream_pending(c->s) == 0);
     /* serve() has just seen the input drained (a short read or EAGAIN)
      * and nothing ran since: the kernel will report whatever comes next,
      * so parking need not poll the fd first. */
     corio_fd_drained(w->loop, c->fd, CORIO_READABLE);
-    int r = corio_park(w->loop, c->fd, conn_wake, c, corio_loop_now(w->loop) + w->cfg->idle_timeout);
-    if (r == 0)
-        w->n.parks++;
-    return r;
+    int64_t deadline = corio_loop_now(w->loop) + w->cfg->idle_timeout;
+    int r = corio_park(w->loop, c->fd, conn_wake, w, deadline);
+    if (r < 0)
+        return r;
+    w->n.parks++;
+    conn_detach(c); /* the wakeup runs later, in another coroutine */
+    return 0;
 }
 
 static void conn_wake(int fd, void *data, int reason)
 {
-    struct conn *c = data;
-    (void)fd;
+    struct worker *w = data;
     /* Woken by a shutdown (-ECANCELED), it still answers a request that
      * arrived before it, and closes: serve() sees the loop stopping. */
     if (reason > 0 || reason == -ECANCELED) {
-        serve(c);
-        return;
+        struct conn *c = conn_attach(w, fd);
+        if (c) {
+            serve(c);
+            return;
+        }
+    } else if (reason == -ETIMEDOUT) {
+        w->n.timeouts++;
     }
-    if (reason == -ETIMEDOUT)
-        c->w->n.timeouts++;
-    conn_free(c, reason == -CORIO_ECLOSED);
+    conn_gone(w, fd, reason == -CORIO_ECLOSED);
 }
 
 /* Serves a connection that has input: every complete request, then one
@@ -682,17 +734,18 @@ static void serve(struct conn *c)
         break;
     }
 out_free:
-    conn_free(c, false);
+    conn_free(c);
 }
 
 static void conn_start(corio_server *cs, int fd, void *data)
 {
     struct worker *w = data;
-    struct conn *c = conn_new(w, fd);
+    struct conn *c = conn_attach(w, fd);
     if (!c) {
         (void)corio_server_close(cs, fd);
         return;
     }
+    w->nconns++;
     w->n.accepted++;
     serve(c);
 }
@@ -707,6 +760,7 @@ static void worker_finish(struct worker *w)
     while (w->spare) {
         struct conn *c = w->spare;
         w->spare = c->next;
+        (void)corio_stream_close(c->s, CORIO_NOWAIT); /* detached: frees it */
         corio__free(c);
     }
     w->nspare = 0;

@@ -3,7 +3,9 @@
  * One loop per thread (corio_mt), each with its own SO_REUSEPORT listener.
  * A connection is a coroutine while it has a request to answer and a 32-byte
  * park record while it waits for the next one (corio_park): keep-alive
- * connections that sit idle hold no stack and no buffer.  Requests come
+ * connections that sit idle hold no stack, no buffer, and no connection
+ * record or stream (those are lent per loop to the connections being
+ * served).  Requests come
  * through a corio stream; every complete pipelined request in the input is
  * answered before the one write that sends the whole batch.
  *
@@ -77,6 +79,18 @@ void http_exchange_close(http_exchange *x);
 
 /* The loop answering the request. */
 corio_loop *http_exchange_loop(const http_exchange *x);
+
+/* What the loop answering a request holds now, for tests and status pages
+ * (corio_park_stats_get(http_exchange_loop(x), ...) tells how many of its
+ * connections are parked). */
+struct http_loop_gauges {
+    unsigned loop; /* its index, 0 .. http_server_loops() - 1 */
+    size_t open;   /* connections open: being served, or parked */
+    size_t live;   /* of which hold a conn record and a stream: only those
+                    * being served (a parked one holds neither) */
+    size_t spare;  /* conn records, each with a stream, kept for reuse */
+};
+void http_exchange_gauges(const http_exchange *x, struct http_loop_gauges *g);
 
 /* ---- The server ---- */
 

@@ -38,7 +38,9 @@ typedef struct corio_stream_options {
 
 /* Wraps fd (non-blocking, see corio_fd_nonblock) in a stream owned by the
  * calling thread's running loop.  opts may be NULL.  Does not park.
- * -ENOMEM, -EBADF, -EINVAL (low_water > high_water), -CORIO_ENOTCO (no loop). */
+ * -ENOMEM, -EBADF, -EINVAL (low_water > high_water, or a size over 4 GiB),
+ * -CORIO_ENOTCO (no loop).  The stream takes 112 bytes, and no buffer while
+ * it waits. */
 int corio_stream_open(corio_stream **s, int fd, const corio_stream_options *opts);
 
 /* The stream's fd. */
@@ -52,6 +54,16 @@ size_t corio_stream_memory(const corio_stream *s);
  * output from being written (-ETIMEDOUT, -EPIPE, ...): written bytes are
  * never dropped silently. */
 int corio_stream_close(corio_stream *s, int64_t deadline);
+
+/* Moves s to another fd, as corio_stream_close(s, CORIO_NOWAIT) and then
+ * corio_stream_open() with the same options would, but keeps s's memory:
+ * a server can keep a few streams per loop and lend one to a connection
+ * only while it is active, so an idle connection holds no stream.  Pending
+ * output gets one try, buffered input is dropped, the old fd is closed
+ * unless keep_fd.  fd -1 leaves s without an fd until the next reset (or
+ * close).  0, or the error close would have returned (s is on fd anyway);
+ * -EBADF (fd < -1: nothing done).  Never parks. */
+int corio_stream_reset(corio_stream *s, int fd);
 
 /* ---- Input ---- */
 
