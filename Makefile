@@ -129,9 +129,13 @@ FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_B)/%)
 FUZZ_FLAGS := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 
+# In the sub-make B is FUZZ_B: there the ordinary library rule must build
+# it, or this rule would call itself forever.
+ifneq ($(B),$(FUZZ_B))
 $(FUZZ_B)/libcorio.a: $(LIB_SRC) $(LIB_ASM)
 	$(MAKE) CC=$(FUZZ_CC) B=$(FUZZ_B) SANITIZE=address,undefined \
 	    EXTRA_CFLAGS=-fsanitize=fuzzer-no-link $(FUZZ_B)/libcorio.a
+endif
 
 $(FUZZ_B)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_B)/libcorio.a
 	$(FUZZ_CC) $(CPPFLAGS) -std=c11 -g -O1 $(FUZZ_FLAGS) -o $@ $< $(FUZZ_B)/libcorio.a -pthread

@@ -18,8 +18,9 @@ $(ECHO_B)/echo_%: bench/echo/echo_%.c
 
 ECHO_SECS ?= 2
 ECHO_CONNS ?= 100 1000
+ECHO_ROUNDS ?= 1
 bench-echo: $(ECHO_BIN)
-	SECS=$(ECHO_SECS) CONNS="$(ECHO_CONNS)" bench/echo/run.sh $(ECHO_B)
+	SECS=$(ECHO_SECS) CONNS="$(ECHO_CONNS)" ROUNDS=$(ECHO_ROUNDS) bench/echo/run.sh $(ECHO_B)
 
 bench: bench-echo
 .PHONY: bench-echo

@@ -5,6 +5,9 @@
  * long line, a large peek) and go straight to the allocator. */
 #include "internal.h"
 
+#define BUF_MAX ((size_t)1 << 40)
+
+/* The power-of-two class that holds size (at most BUF_MAX): 0 is 4 KiB. */
 static unsigned class_of(size_t size)
 {
     unsigned c = 0;
@@ -17,12 +20,11 @@ void *corio__buf_get(corio_loop *loop, size_t *size)
 {
     SITE(s_malloc, "malloc");
     size_t want = *size ? *size : 1;
+    if (want > BUF_MAX)
+        return NULL; /* a corrupt length, not a buffer anyone can have */
     unsigned c = class_of(want);
     size_t cap = (size_t)1 << (BUF_MIN_SHIFT + c);
-    if (c >= BUF_CLASSES) {
-        if (c + BUF_MIN_SHIFT >= sizeof(size_t) * 8 - 1)
-            return NULL;
-    } else if (loop->bufs.head[c]) {
+    if (c < BUF_CLASSES && loop->bufs.head[c]) {
         void *p = loop->bufs.head[c];
         loop->bufs.head[c] = *(void **)p;
         loop->bufs.count[c]--;

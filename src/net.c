@@ -236,11 +236,14 @@ int corio_listener_accept(corio_listener *l, corio_addr *peer, int64_t deadline)
             continue;
         }
         /* Without a reserve (or having lost the race for it): pause, so
-         * nothing spins, then try again or let the caller decide. */
+         * nothing spins, then try again or let the caller decide.  The
+         * pause waits on the listener, so closing it still wakes us. */
         int64_t pause = corio_after(100 * CORIO_MSEC);
-        int w = corio_sleep_until(pause < deadline ? pause : deadline);
+        int w = corio__fd_wait(l->loop, l->fd, CORIO_READABLE, pause < deadline ? pause : deadline);
+        if (w == -ETIMEDOUT && pause < deadline)
+            w = 0;
         if (w < 0 || r < 0)
-            return w == -ECANCELED ? w : r < 0 ? r : -ETIMEDOUT;
+            return w < 0 ? w : r;
     }
 }
 

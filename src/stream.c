@@ -3,7 +3,8 @@
  *
  * Input: bytes [rpos, rend) of rbuf are buffered.  The buffer comes from
  * the loop's pool (buf.c) when bytes are wanted and goes back whenever it
- * is empty and the stream must wait, so an idle stream holds none.
+ * is empty and the stream must wait (or is closed), so an idle stream
+ * holds none and a busy one keeps the same buffer from read to read.
  * Output: bytes [wpos, wend) of wbuf are pending; every write appends
  * there, and a flush sends them with one send(2) when the socket has room.
  *
@@ -232,8 +233,8 @@ size_t corio_stream_consume(corio_stream *s, size_t n)
     if (n > have)
         n = have;
     s->rpos += n;
-    if (s->rpos == s->rend)
-        rbuf_release(s);
+    if (s->rpos == s->rend) /* keep it for the next read: it goes back before a wait */
+        s->rpos = s->rend = 0;
     return n;
 }
 

@@ -27,6 +27,7 @@ struct conn {
     int fd;
     size_t got; /* bytes of the current echo received */
     unsigned char tag;
+    double last; /* when its last echo completed */
 };
 
 static int send_msg(struct conn *c, const char *msg, size_t size)
@@ -98,6 +99,7 @@ int main(int argc, char **argv)
                 c->got += (size_t)r;
                 if (c->got == size) {
                     c->got = 0;
+                    c->last = now();
                     count++;
                     if (send_msg(c, msg, size) < 0)
                         return 1;
@@ -113,7 +115,11 @@ int main(int argc, char **argv)
         if (t >= end)
             break;
     }
-    double took = now() - warm;
-    printf("msgs_per_sec %.0f total %lld\n", (double)(count - counted) / took, count);
+    double t = now(), took = t - warm;
+    int stalled = 0; /* no echo for half a second or more: a lost wakeup somewhere */
+    for (int i = 0; i < n; i++)
+        stalled += cs[i].last < t - 0.5;
+    printf("msgs_per_sec %.0f total %lld stalled %d\n", (double)(count - counted) / took, count,
+           stalled);
     return 0;
 }
