@@ -147,9 +147,11 @@ fuzz: fuzz-build
 	@set -e; for f in $(FUZZ_BIN); do n=$${f##*/fuzz_}; \
 	    mkdir -p $(FUZZ_B)/corpus/$$n; \
 	    echo "== fuzz $$n for $(FUZZ_TIME)s"; \
-	    $$f -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
+	    log=$(FUZZ_B)/fuzz-$$n.log; \
+	    if ! $$f -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
 	        -artifact_prefix=$(FUZZ_B)/findings/$$n- $(FUZZ_B)/corpus/$$n tests/fuzz/corpus/$$n \
-	        2>&1 | grep -E "^(stat::number_of_executed_units|stat::average_exec_per_sec|==|SUMMARY|INFO: Running)" ; \
+	        >$$log 2>&1; then tail -40 $$log; echo "fuzz $$n: FINDING"; exit 1; fi; \
+	    grep -E "^stat::(number_of_executed_units|average_exec_per_sec)" $$log; \
 	done
 
 # ---- valgrind memcheck, sanitizers, fault walk, hostile peers, soak: mk/faults.mk ----

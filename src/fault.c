@@ -8,14 +8,19 @@
  * another call has failed (epoll_wait runs only after epoll_pwait2 said
  * ENOSYS).
  *
- * The plan is process-wide, like the sites it points at: arming and
- * disarming are for a test's main thread while no loop runs, but the
- * counters are atomic, so loops on other threads may cross armed sites
- * and each call is still counted exactly once. */
+ * The plan and the call counters live in one shared anonymous mapping, so
+ * that processes forked after arming (prefork's workers) count their calls
+ * in the same place and a rule fires once across all of them.  A process
+ * that wants a plan of its own (a test running cases in parallel child
+ * processes) calls corio__fault_isolate() first.  Arming and disarming are
+ * for a test's main thread while no loop runs; the counters are atomic,
+ * so loops on any thread or process may cross armed sites. */
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "fault.h"
+#include "internal.h"
 
 #define MAX_RULES 4
 
@@ -29,13 +34,18 @@ struct rule {
     atomic_uint fired;              /* calls this rule failed */
 };
 
+struct plan {
+    struct rule rules[MAX_RULES];
+    atomic_int nrules;
+    atomic_bool record;
+    atomic_bool paused;             /* rules neither count nor fire */
+    atomic_uint calls[];            /* per site, in section order */
+};
+
 volatile int corio__fault_on;
 
-static struct {
-    struct rule rules[MAX_RULES];
-    int nrules;
-    bool record;
-} plan;
+static struct plan *plan; /* shared with the processes forked from here */
+static size_t plan_size;
 
 extern struct corio__site __start_corio_sites[], __stop_corio_sites[];
 
@@ -45,17 +55,41 @@ size_t corio__fault_sites(struct corio__site **first)
     return (size_t)(__stop_corio_sites - __start_corio_sites);
 }
 
-static void update_on(void)
+/* The mapping is made on first use, by the test's thread. */
+static struct plan *get_plan(void)
 {
-    corio__fault_on = plan.record || plan.nrules > 0;
+    if (plan)
+        return plan;
+    struct corio__site *s;
+    size_t n = corio__fault_sites(&s);
+    plan_size = sizeof *plan + n * sizeof plan->calls[0];
+    void *p = mmap(NULL, plan_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    CORIO_ASSERT(p != MAP_FAILED);
+    memset(p, 0, plan_size);
+    return plan = p;
+}
+
+void corio__fault_isolate(void)
+{
+    if (plan)
+        munmap(plan, plan_size);
+    plan = NULL;
+    corio__fault_on = 0;
+}
+
+static void update_on(struct plan *p)
+{
+    corio__fault_on = atomic_load(&p->record) || atomic_load(&p->nrules) > 0;
 }
 
 int corio__fault_add(const struct corio__site *site, const char *name, unsigned nth,
                      unsigned times, int err)
 {
-    if (plan.nrules == MAX_RULES)
+    struct plan *p = get_plan();
+    int i = atomic_load(&p->nrules);
+    if (i == MAX_RULES)
         return -ENOSPC;
-    struct rule *r = &plan.rules[plan.nrules];
+    struct rule *r = &p->rules[i];
     r->site = site;
     r->name = name;
     r->nth = nth ? nth : 1;
@@ -63,9 +97,9 @@ int corio__fault_add(const struct corio__site *site, const char *name, unsigned 
     r->err = err;
     atomic_store(&r->seen, 0);
     atomic_store(&r->fired, 0);
-    plan.nrules++;
-    update_on();
-    return plan.nrules - 1;
+    atomic_store(&p->nrules, i + 1);
+    update_on(p);
+    return i;
 }
 
 void corio__fault_arm(const struct corio__site *site, const char *name, unsigned nth, int err)
@@ -76,15 +110,18 @@ void corio__fault_arm(const struct corio__site *site, const char *name, unsigned
 
 void corio__fault_disarm(void)
 {
-    plan.nrules = 0;
-    update_on();
+    struct plan *p = get_plan();
+    atomic_store(&p->nrules, 0);
+    atomic_store(&p->paused, false);
+    update_on(p);
 }
 
 unsigned corio__fault_fires(int rule)
 {
-    if (rule < 0 || rule >= plan.nrules)
+    struct plan *p = get_plan();
+    if (rule < 0 || rule >= atomic_load(&p->nrules))
         return 0;
-    return atomic_load(&plan.rules[rule].fired);
+    return atomic_load(&p->rules[rule].fired);
 }
 
 bool corio__fault_fired(void)
@@ -92,18 +129,38 @@ bool corio__fault_fired(void)
     return corio__fault_fires(0) > 0;
 }
 
+void corio__fault_pause(bool on)
+{
+    atomic_store(&get_plan()->paused, on);
+}
+
 void corio__fault_record(bool on)
 {
-    plan.record = on;
-    update_on();
+    struct plan *p = get_plan();
+    atomic_store(&p->record, on);
+    update_on(p);
+    if (on)
+        return;
+    struct corio__site *s;
+    size_t n = corio__fault_sites(&s);
+    for (size_t i = 0; i < n; i++)
+        s[i].calls = atomic_load(&p->calls[i]);
+}
+
+unsigned corio__fault_calls(const struct corio__site *s)
+{
+    return atomic_load(&get_plan()->calls[s - __start_corio_sites]);
 }
 
 void corio__fault_reset_counts(void)
 {
+    struct plan *p = get_plan();
     struct corio__site *s;
     size_t n = corio__fault_sites(&s);
-    for (size_t i = 0; i < n; i++)
-        __atomic_store_n(&s[i].calls, 0, __ATOMIC_RELAXED);
+    for (size_t i = 0; i < n; i++) {
+        atomic_store(&p->calls[i], 0);
+        s[i].calls = 0;
+    }
 }
 
 static bool matches(const struct rule *r, const struct corio__site *s)
@@ -115,10 +172,18 @@ static bool matches(const struct rule *r, const struct corio__site *s)
 
 int corio__fault(struct corio__site *s)
 {
-    if (plan.record)
+    struct plan *p = plan;
+    if (!p) /* only reachable through a stale corio__fault_on */
+        return 0;
+    if (atomic_load_explicit(&p->record, memory_order_relaxed)) {
+        /* site->calls counts this process's calls, live; the shared
+         * counter those of its forked children too. */
         __atomic_fetch_add(&s->calls, 1, __ATOMIC_RELAXED);
-    for (int i = 0; i < plan.nrules; i++) {
-        struct rule *r = &plan.rules[i];
+        atomic_fetch_add_explicit(&p->calls[s - __start_corio_sites], 1, memory_order_relaxed);
+    }
+    int n = atomic_load(&p->paused) ? 0 : atomic_load(&p->nrules);
+    for (int i = 0; i < n; i++) {
+        struct rule *r = &p->rules[i];
         if (!matches(r, s))
             continue;
         unsigned k = atomic_fetch_add(&r->seen, 1) + 1;

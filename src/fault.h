@@ -3,8 +3,9 @@
  * call returns the injected -errno (an allocation returns NULL), or, for a
  * call that moves bytes, moves fewer bytes than asked (CORIO__FAULT_SHORT).
  *
- * Arm and disarm from one thread while no loop runs; loops on any thread
- * may then cross the sites (the counters are atomic). */
+ * Arm and disarm from one thread while no loop runs; loops on any thread,
+ * and processes forked meanwhile, may then cross the sites (the plan is in
+ * shared memory and its counters are atomic). */
 #ifndef CORIO_FAULT_H
 #define CORIO_FAULT_H
 
@@ -30,13 +31,26 @@ int corio__fault_add(const struct corio__site *site, const char *name, unsigned 
 /* Empties the plan. */
 void corio__fault_disarm(void);
 
+/* While paused, the rules neither count calls nor fail them (recording
+ * goes on): a test can run something in the middle that must not be hit. */
+void corio__fault_pause(bool on);
+
 /* Whether rule 0 (the one corio__fault_arm sets) has fired, and how many
  * calls a rule has failed. */
 bool corio__fault_fired(void);
 unsigned corio__fault_fires(int rule);
 
-/* While on, every call at every site adds one to its site->calls. */
+/* While on, every call at every site is counted: in site->calls for this
+ * process's calls, live; with corio__fault_calls() for those of processes
+ * forked from here too (turning recording off copies that count into
+ * site->calls). */
 void corio__fault_record(bool on);
+unsigned corio__fault_calls(const struct corio__site *site);
 void corio__fault_reset_counts(void);
+
+/* The plan is shared with the processes forked after it was made; a
+ * process that wants one of its own (a test's parallel cases) calls this
+ * first.  Leaves nothing armed. */
+void corio__fault_isolate(void);
 
 #endif
