@@ -85,7 +85,12 @@ check-header:
 	@printf '#include "corio.h"\nint main(){return 0;}\n' | $(CXX) -std=c++17 -Iinclude -Wall -Wextra -fsyntax-only -x c++ -
 
 BACKENDS ?= epoll poll
-test: $(B)/corio-test examples check-header
+# What the suite needs beyond a compiler (promtool, tmux, ...): installed
+# from Debian's packages on first use, a quick no-op afterwards.
+deps:
+	@scripts/install-deps.sh base
+
+test: deps $(B)/corio-test examples check-header
 	@set -e; for be in $(BACKENDS); do CORIO_BACKEND=$$be ./$(B)/corio-test $(TESTS); done
 
 # Cross-built for aarch64 and run under qemu-user (Debian: gcc-aarch64-linux-gnu, qemu-user).
@@ -169,5 +174,5 @@ install: $(B)/libcorio.a $(B)/libcorio.so
 clean:
 	rm -rf build
 
-.PHONY: check-header all test test-aarch64 bench install clean examples fuzz fuzz-build test-valgrind
+.PHONY: deps check-header all test test-aarch64 bench install clean examples fuzz fuzz-build test-valgrind
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

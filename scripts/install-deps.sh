@@ -26,5 +26,16 @@ done
 SUDO=
 [ "$(id -u)" -ne 0 ] && SUDO=sudo
 echo "installing: ${missing[*]}"
+
+# Packages such as nginx and prometheus start their daemons on install;
+# nothing here wants them running (the benchmarks start their own), so
+# service starts are refused for the length of the install, unless the
+# machine already has a policy of its own.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+    $SUDO chmod 755 "$policy"
+    trap '$SUDO rm -f "$policy"' EXIT
+fi
 $SUDO apt-get update -q
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
