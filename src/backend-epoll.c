@@ -23,11 +23,20 @@
 #define WAKE_TAG UINT64_MAX
 #define EP_EVENTS (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
 
+/* Events are handed to the loop EP_BATCH at a time.  A wait that returns
+ * a thousand events would otherwise wake a thousand coroutines (touching
+ * each one's fd slot and coroutine) before the first of them runs, and by
+ * then the first ones' lines have left the cache: each would be missed
+ * twice.  The rest of the batch waits in ev[] and goes out on the loop's
+ * next passes without a syscall (loop->backlog says how many are left). */
+#define EP_BATCH 64
+
 struct ep {
     int epfd;
     int wakefd;
     bool no_pwait2; /* the kernel (or valgrind, or qemu-user) lacks it */
     int max;
+    int next, count; /* ev[next .. count) are still to deliver */
     struct epoll_event ev[];
 };
 
@@ -53,6 +62,7 @@ static int ep_init(corio_loop *loop)
         return -ENOMEM;
     ep->max = (int)loop->max_events;
     ep->no_pwait2 = false;
+    ep->next = ep->count = 0;
     if (corio__fault_on && (err = corio__fault(&s_create)) < 0)
         goto out_free;
     ep->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -126,20 +136,16 @@ static void ep_forget(corio_loop *loop, int fd, struct corio_fdslot *s)
     (void)loop, (void)fd, (void)s;
 }
 
+/* epoll's bits as corio's, with shifts rather than a branch per bit: the
+ * layouts line up (checked below), and this runs for every event. */
+_Static_assert(EPOLLIN == CORIO_READABLE && EPOLLOUT >> 1 == CORIO_WRITABLE &&
+                   EPOLLERR >> 1 == CORIO_ERROR && EPOLLHUP >> 1 == CORIO_HUP &&
+                   EPOLLRDHUP >> 9 == CORIO_RDHUP,
+               "epoll and corio event bits line up");
 static unsigned ep_bits(uint32_t e)
 {
-    unsigned b = 0;
-    if (e & EPOLLIN)
-        b |= CORIO_READABLE;
-    if (e & EPOLLOUT)
-        b |= CORIO_WRITABLE;
-    if (e & EPOLLERR)
-        b |= CORIO_ERROR;
-    if (e & EPOLLHUP)
-        b |= CORIO_HUP;
-    if (e & EPOLLRDHUP)
-        b |= CORIO_RDHUP;
-    return b;
+    return (e & CORIO_READABLE) | ((e >> 1) & (CORIO_WRITABLE | CORIO_ERROR | CORIO_HUP)) |
+           ((e >> 9) & CORIO_RDHUP);
 }
 
 static int ep_wait(struct ep *ep, int64_t timeout_ns)
@@ -176,10 +182,18 @@ static int ep_wait(struct ep *ep, int64_t timeout_ns)
 static int ep_poll(corio_loop *loop, int64_t timeout_ns)
 {
     struct ep *ep = loop->bed;
-    int n = ep_wait(ep, timeout_ns);
-    if (n < 0)
-        return n == -EINTR ? 0 : n;
-    for (int i = 0; i < n; i++) {
+    int n = 0; /* what the kernel reported this time */
+    if (ep->next == ep->count) {
+        n = ep_wait(ep, timeout_ns);
+        if (n < 0)
+            return n == -EINTR ? 0 : n;
+        ep->next = 0;
+        ep->count = n;
+    }
+    int i = ep->next, end = ep->count - i > EP_BATCH ? i + EP_BATCH : ep->count;
+    ep->next = end;
+    loop->backlog = (unsigned)(ep->count - end);
+    for (; i < end; i++) {
         uint64_t d = ep->ev[i].data.u64;
         if (d == WAKE_TAG) {
             uint64_t v;

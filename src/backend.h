@@ -48,7 +48,10 @@ struct corio_backend {
     /* fd is about to be closed: drop it (the slot is reset afterwards). */
     void (*forget)(corio_loop *loop, int fd, struct corio_fdslot *s);
     /* Waits up to timeout_ns (-1: forever; 0: do not block), delivering
-     * events.  Returns how many were delivered, or -errno. */
+     * events.  Returns how many the wait returned, or -errno.  A backend
+     * may deliver part of them and keep the rest for its next calls,
+     * counting them in loop->backlog: those calls deliver without waiting
+     * (the loop makes them with timeout 0) and return 0. */
     int (*poll)(corio_loop *loop, int64_t timeout_ns);
     /* Interrupts poll() from any thread. */
     int (*wake)(corio_loop *loop);

@@ -11,27 +11,10 @@
 static void co_resume(corio_loop *loop, corio_callback *cb);
 static void co_timeout(corio_loop *loop, corio_timer *t);
 
-static void ready_push(corio_loop *loop, corio_callback *cb)
-{
-    cb->next = NULL;
-    *loop->ready_tail = cb;
-    loop->ready_tail = &cb->next;
-    loop->nready++;
-}
-
 void corio_call_soon(corio_loop *loop, corio_callback *cb)
 {
     CORIO_ASSERT(corio__loop_owned(loop));
-    ready_push(loop, cb);
-}
-
-void corio__wake(corio_co *co, int result)
-{
-    if (co->state != CO_PARKED)
-        return;
-    co->state = CO_READY;
-    co->wake = result;
-    ready_push(co->loop, &co->run);
+    corio__ready_push(loop, cb);
 }
 
 /* Leaves the coroutine for the loop's stack.  `dying` tells ASan the
@@ -95,10 +78,10 @@ static void co_resume(corio_loop *loop, corio_callback *cb)
     co->budget = loop->budget;
     loop->cur = co;
     CORIO_STAT(loop->stats.switches++;
-               if (co->ready_at) { /* sampled by wake_waiter (fd.c) */
+               if (co->sampled) { /* by wake_co (fd.c); ready_at is in a colder line */
                    int64_t lat = corio_now() - co->ready_at;
                    corio__hist_add(&loop->stats.resume_ns, lat > 0 ? (uint64_t)lat : 0);
-                   co->ready_at = 0;
+                   co->sampled = false;
                });
     corio__asan_start(&loop->main_fake, co->stack->base, co->stack->size);
     loop->tsan_main = corio__tsan_current();
@@ -153,7 +136,7 @@ int corio_spawn(corio_loop *loop, corio_co **out, corio_fn fn, void *arg, size_t
     loop->refs++;
     CORIO_STAT(loop->stats.spawns++);
     co->state = CO_READY;
-    ready_push(loop, &co->run);
+    corio__ready_push(loop, &co->run);
     if (out)
         *out = co;
     return 0;
@@ -174,25 +157,13 @@ int corio__park(corio_loop *loop, int64_t deadline)
         return -ECANCELED;
     if (deadline == CORIO_NOWAIT)
         return -EAGAIN;
-    if (deadline != CORIO_FOREVER) {
-        if (deadline <= loop->now)
-            return -ETIMEDOUT;
-        corio_timer_start(loop, &co->timer, deadline);
-    }
-    co->state = CO_PARKED;
-    switch_out(loop, co, false);
-    if (co->timer.state)
-        corio_timer_stop(loop, &co->timer);
-    return co->wake;
+    return corio__park_co(loop, co, deadline);
 }
 
-void corio__budget(corio_loop *loop)
+void corio__budget_spent(corio_loop *loop)
 {
-    corio_co *co = loop->cur;
-    if (co && --co->budget == 0) {
-        CORIO_STAT(loop->stats.budget_yields++);
-        corio_yield();
-    }
+    CORIO_STAT(loop->stats.budget_yields++);
+    corio_yield();
 }
 
 int corio_yield(void)
@@ -275,6 +246,7 @@ corio_co *corio_self(void)
 
 bool corio_cancelled(void)
 {
-    corio_co *co = corio_self();
+    corio_loop *loop = corio__tls_loop; /* not corio_self(): a parked worker asks per record */
+    corio_co *co = loop ? loop->cur : NULL;
     return co && co->cancelled;
 }

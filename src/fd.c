@@ -90,7 +90,7 @@ static int interest(corio_loop *loop, int fd, struct corio_fdslot *s, unsigned e
     return r;
 }
 
-int corio__fd_interest(corio_loop *loop, int fd, struct corio_fdslot *s)
+int corio__fd_interest_slow(corio_loop *loop, int fd, struct corio_fdslot *s)
 {
     return interest(loop, fd, s, CORIO_READABLE, false);
 }
@@ -99,26 +99,20 @@ static void unlink_waiter(corio_loop *loop, struct corio_fdslot *s, corio_watche
 {
     list_remove(&w->link);
     w->active = false;
-    if (!loop->be->edge && s->registered)
+    if (!loop->edge && s->registered)
         (void)interest(loop, w->fd, s, 0, false); /* only ever shrinks: cannot fail */
 }
 
-void corio__fd_event(corio_loop *loop, int fd, uint32_t gen, unsigned revents)
-{
-    CORIO_STAT(loop->stats.events++);
-    struct corio_fdslot *s = corio__fd_slot(loop, fd, false);
-    if (!s || !s->registered || s->gen != gen) {
-        CORIO_STAT(loop->stats.stale++);
-        return;
-    }
-    s->ready |= (uint8_t)revents;
-    if (corio_unlikely(s->parked == CORIO__PARK_WAITING) && (revents & CORIO__PARK_EVENTS))
-        corio__park_ready(loop, s, revents);
+static inline void wake_co(corio_loop *loop, corio_watcher *w, unsigned revents);
 
-    /* Callbacks may start, stop or close anything, so after each one the
-     * scan restarts; `pass` marks who has been served.  Fds have one or two
-     * watchers, so the restarts cost nothing in practice. */
-    uint32_t pass = ++loop->pass;
+/* Serves every watcher of s that events concern.  Callbacks may start,
+ * stop or close anything, so after each one the scan restarts; `pass`
+ * marks who has been served.  Fds have one or two watchers, so the
+ * restarts cost nothing in practice.  Out of line, so that the fast path
+ * of corio__fd_event() stays a leaf that saves no registers. */
+static __attribute__((noinline)) void dispatch(corio_loop *loop, int fd, struct corio_fdslot *s,
+                                               uint32_t gen, unsigned revents, uint32_t pass)
+{
     unsigned level = 0;
 again:
     for (corio_list *l = s->waiters.next; l != &s->waiters; l = l->next) {
@@ -139,23 +133,71 @@ again:
     /* Level-triggered watchers that are still active must hear about the fd
      * again if it stays ready: drop the cached bits and re-arm.  A level
      * backend also recomputes what to poll for (edge watchers drop out). */
-    if (level || !loop->be->edge)
+    if (level || !loop->edge)
         (void)interest(loop, fd, s, level, level != 0);
+}
+
+/* corio__fd_event() for a parked connection, or watchers to scan. */
+static __attribute__((noinline)) void event_slow(corio_loop *loop, int fd, struct corio_fdslot *s,
+                                                 uint32_t gen, unsigned revents, uint32_t pass)
+{
+    if (s->parked == CORIO__PARK_WAITING && (revents & CORIO__PARK_EVENTS))
+        corio__park_ready(loop, s, revents);
+    if (loop->edge && list_empty(&s->waiters))
+        return; /* a parked connection's usual event: nothing else to tell */
+    dispatch(loop, fd, s, gen, revents, pass);
+}
+
+/* Every exit from the fast path is a return or a tail call, so it saves no
+ * registers: this runs once per event. */
+void corio__fd_event(corio_loop *loop, int fd, uint32_t gen, unsigned revents)
+{
+    CORIO_STAT(loop->stats.events++);
+    struct corio_fdslot *s = corio__fd_slot_find(loop, fd);
+    if (corio_unlikely(!s || !s->registered || s->gen != gen)) {
+        CORIO_STAT(loop->stats.stale++);
+        return;
+    }
+    s->ready |= (uint8_t)revents;
+    /* `pass` moves with every event: dispatch() uses it, and so does the
+     * stream's drained test (stream.c). */
+    uint32_t pass = ++loop->pass;
+    corio_list *first = s->waiters.next;
+    if (corio_likely(!s->parked && loop->edge && first->next == &s->waiters)) {
+        /* None or one waiter on an edge backend, the steady state of a
+         * connection: nothing to re-arm and no callback that could change
+         * the list, so no scan.  An empty list keeps only the cached bits. */
+        if (first == &s->waiters)
+            return;
+        corio_watcher *w = corio_container_of(first, corio_watcher, link);
+        if (corio_likely(w->fn == corio__fd_wake_waiter)) {
+            unsigned m = match(w->events, revents);
+            if (m)
+                wake_co(loop, w, m);
+            return;
+        }
+    }
+    event_slow(loop, fd, s, gen, revents, pass);
+}
+
+static inline void eagain(corio_loop *loop, int fd, unsigned events)
+{
+    struct corio_fdslot *s = corio__fd_slot_find(loop, fd);
+    if (!s || !(s->ready & events))
+        return;
+    s->ready &= (uint8_t)~events;
+    if (!loop->edge && s->registered)
+        (void)interest(loop, fd, s, 0, false);
 }
 
 void corio__fd_eagain(corio_loop *loop, int fd, unsigned events)
 {
-    struct corio_fdslot *s = corio__fd_slot(loop, fd, false);
-    if (!s || !(s->ready & events))
-        return;
-    s->ready &= (uint8_t)~events;
-    if (!loop->be->edge && s->registered)
-        (void)interest(loop, fd, s, 0, false);
+    eagain(loop, fd, events);
 }
 
 void corio_fd_drained(corio_loop *loop, int fd, unsigned events)
 {
-    corio__fd_eagain(loop, fd, events & (CORIO_READABLE | CORIO_WRITABLE));
+    eagain(loop, fd, events & (CORIO_READABLE | CORIO_WRITABLE));
 }
 
 void corio_watcher_init(corio_watcher *w, int fd, unsigned events, unsigned flags,
@@ -225,43 +267,75 @@ int corio_watcher_set(corio_loop *loop, corio_watcher *w, unsigned events)
 
 /* ---- Coroutines waiting on fds ---- */
 
-static void wake_waiter(corio_loop *loop, corio_watcher *w, unsigned revents)
+/* Stamps co, just woken, for the readiness-to-resume latency sample. */
+static __attribute__((noinline)) void stamp(corio_co *co)
 {
-    unlink_waiter(loop, corio__fd_slot(loop, w->fd, false), w);
+    co->ready_at = corio_now();
+    co->sampled = true;
+}
+
+/* Takes w out of its fd's waiters and wakes its coroutine. */
+static inline void wake_co(corio_loop *loop, corio_watcher *w, unsigned revents)
+{
+    list_remove(&w->link);
+    w->active = false;
+    corio_co *co = w->data;
+    if (co->state != CO_PARKED)
+        return; /* woken already (a timeout in the same pass) */
+    int result = (revents & CORIO_CLOSED) ? -CORIO_ECLOSED : (int)revents;
+    co->state = CO_READY;
+    co->wake = result;
+    corio__ready_push(loop, &co->run);
     /* Stamp 1 wakeup in 8 as the backend delivers it, for the
      * readiness-to-resume latency measured when the coroutine runs.  The
      * loop's cached clock may be old here (it is read only when timers
      * need it), so the sample reads the clock itself. */
-    CORIO_STAT(corio_co *co = w->data;
-               if (!(revents & CORIO_CLOSED) && co->state == CO_PARKED &&
-                   (loop->stats.resume_seq++ & CORIO_RESUME_SAMPLE_MASK) == 0)
-                   co->ready_at = corio_now());
-    corio__wake(w->data, (revents & CORIO_CLOSED) ? -CORIO_ECLOSED : (int)revents);
+    if (CORIO_STATS_ON && (loop->stats.resume_seq++ & CORIO_RESUME_SAMPLE_MASK) == 0 && result > 0)
+        stamp(co);
+}
+
+void corio__fd_wake_waiter(corio_loop *loop, corio_watcher *w, unsigned revents)
+{
+    struct corio_fdslot *s = corio__fd_slot(loop, w->fd, false);
+    wake_co(loop, w, revents);
+    if (!loop->edge && s->registered)
+        (void)interest(loop, w->fd, s, 0, false); /* as unlink_waiter() */
+}
+
+int corio__fd_waiter_added(corio_loop *loop, int fd, struct corio_fdslot *s, unsigned events)
+{
+    return interest(loop, fd, s, events, false);
+}
+
+void corio__fd_waiter_remove(corio_loop *loop, struct corio_fdslot *s, corio_watcher *w)
+{
+    unlink_waiter(loop, s, w);
 }
 
 int corio__fd_wait(corio_loop *loop, int fd, unsigned events, int64_t deadline)
 {
-    corio_co *co = loop->cur;
-    if (deadline == CORIO_NOWAIT)
-        return -EAGAIN; /* also what callbacks on the loop's stack get */
-    if (!co)
-        return -CORIO_ENOTCO;
-    if (co->cancelled)
-        return -ECANCELED;
+    int r = corio__fd_cannot_wait(loop, deadline);
+    if (r < 0)
+        return r;
     struct corio_fdslot *s = corio__fd_slot(loop, fd, true);
     if (!s)
         return -ENOMEM;
-    s->ready &= (uint8_t)~events; /* the caller has just seen EAGAIN */
+    return corio__fd_wait_slot(loop, s, fd, events, deadline);
+}
 
-    corio_watcher w = {.fd = fd, .events = events, .flags = CORIO_WATCH_EDGE, .active = true,
-                       .fn = wake_waiter, .data = co};
-    list_insert_tail(&s->waiters, &w.link);
-    int r = interest(loop, fd, s, events, false);
-    if (r == 0)
-        r = corio__park(loop, deadline);
-    if (w.active) /* timed out, cancelled, or never parked */
-        unlink_waiter(loop, s, &w);
-    return r;
+int corio__fd_eagain_wait(corio_loop *loop, int fd, unsigned events, int64_t deadline)
+{
+    int r = corio__fd_cannot_wait(loop, deadline);
+    if (r < 0) {
+        corio__fd_eagain(loop, fd, events);
+        return r;
+    }
+    /* No separate eagain step: the wait drops the cached bits itself, and
+     * on a level backend its interest() sees them dropped. */
+    struct corio_fdslot *s = corio__fd_slot(loop, fd, true);
+    if (!s)
+        return -ENOMEM;
+    return corio__fd_wait_slot(loop, s, fd, events, deadline);
 }
 
 static short poll_events(unsigned events)
@@ -320,8 +394,8 @@ int corio_close(int fd)
         s->idx = -1;
         while (!list_empty(&s->waiters)) {
             corio_watcher *w = corio_container_of(s->waiters.next, corio_watcher, link);
-            if (w->fn == wake_waiter) {
-                wake_waiter(loop, w, CORIO_CLOSED);
+            if (w->fn == corio__fd_wake_waiter) {
+                corio__fd_wake_waiter(loop, w, CORIO_CLOSED);
                 continue;
             }
             list_remove(&w->link);

@@ -66,22 +66,28 @@ struct corio_stack {
 
 enum { CO_READY, CO_RUNNING, CO_PARKED, CO_DONE };
 
+/* The fields an fd wakeup and a resume touch come first, the fd waiter
+ * among them: with a thousand connections, a wakeup that had to read a
+ * waiter on the coroutine's stack took a cache miss there as well. */
 struct corio_co {
     corio_callback run; /* ready-queue entry; its fn resumes the coroutine */
     corio_ctx ctx;
     corio_loop *loop;
-    struct corio_stack *stack;
-    corio_fn fn;
-    void *arg;
-    void *result;
-    corio_co *joiner;     /* coroutine parked in corio_join on this one */
-    corio_timer timer;    /* the deadline of the current park */
     int wake;             /* what the waker handed over */
     uint8_t state;        /* CO_* */
     bool cancelled;
     bool detached;
     bool joining;         /* a joiner exists */
     unsigned budget;      /* I/O completions left before a forced yield */
+    bool timed;           /* `timer` was started by the current park */
+    bool sampled;         /* stats: ready_at is set */
+    corio_watcher fdw;    /* its entry in an fd's waiters while in corio__fd_wait */
+    struct corio_stack *stack;
+    corio_fn fn;
+    void *arg;
+    void *result;
+    corio_co *joiner;     /* coroutine parked in corio_join on this one */
+    corio_timer timer;    /* the deadline of the current park */
     void *asan_fake;      /* ASan's fake stack while suspended */
     void *tsan_fiber;     /* TSan's fiber for this coroutine (TSan builds only) */
     corio_list all;       /* loop->cos */
@@ -164,12 +170,14 @@ struct corio_loop {
     bool stop;
     bool running;
     bool altstack;  /* this loop set up the thread's signal stack */
+    bool edge;      /* be->edge, one load nearer */
 
     /* Ready queue: callbacks and coroutines to run in the next pass. */
     corio_callback *ready_head;
     corio_callback **ready_tail;
     size_t nready;
     unsigned since_poll; /* callbacks run since the backend was last asked */
+    unsigned backlog;    /* events the backend holds from its last wait, to deliver next */
 
     /* From other threads: a Treiber stack, reversed when taken. */
     _Atomic(corio_callback *) posted;
@@ -228,8 +236,19 @@ struct corio_loop_ext {
 
 /* Loop (loop.c). */
 #define CORIO__POLL_INTERVAL 64
-extern _Thread_local corio_loop *corio__tls_loop;
-bool corio__loop_owned(const corio_loop *loop);
+/* initial-exec here too, not only at the definition: without it, code
+ * built with -fPIC reaches the variable through __tls_get_addr, and every
+ * public call that looks up its loop saves and restores its arguments
+ * around that call even where the linker turns it into a plain load. */
+extern _Thread_local corio_loop *corio__tls_loop __attribute__((tls_model("initial-exec")));
+/* One byte per thread whose address identifies the thread: comparing a
+ * loop's owner with it is cheaper than pthread_equal(pthread_self()).
+ * Inline, because every stream call checks it. */
+extern _Thread_local char corio__tls_token __attribute__((tls_model("initial-exec")));
+static inline bool corio__loop_owned(const corio_loop *loop)
+{
+    return loop->owner == &corio__tls_token;
+}
 void corio__loop_update_time(corio_loop *loop);
 void corio__loop_drain_posted(corio_loop *loop);
 
@@ -243,24 +262,109 @@ static inline struct corio_fdslot *corio__fd_slot(corio_loop *loop, int fd, bool
         return &loop->fds[c][(unsigned)fd & (FD_CHUNK - 1)];
     return corio__fd_slot_slow(loop, fd, create);
 }
+/* The slot of fd if it has one, else NULL: corio__fd_slot(loop, fd, false)
+ * with no call in it. */
+static inline struct corio_fdslot *corio__fd_slot_find(corio_loop *loop, int fd)
+{
+    size_t c = (size_t)(unsigned)fd >> FD_CHUNK_SHIFT;
+    if (corio_likely(fd >= 0 && c < loop->nchunks && loop->fds[c]))
+        return &loop->fds[c][(unsigned)fd & (FD_CHUNK - 1)];
+    return NULL;
+}
 /* Called by backends for each event. */
 void corio__fd_event(corio_loop *loop, int fd, uint32_t gen, unsigned revents);
 /* A syscall on fd said EAGAIN for events: drop the cached readiness. */
 void corio__fd_eagain(corio_loop *loop, int fd, unsigned events);
 /* Parks the running coroutine until fd shows one of events. */
 int corio__fd_wait(corio_loop *loop, int fd, unsigned events, int64_t deadline);
+/* corio__fd_eagain() then corio__fd_wait(), with one slot lookup: what an
+ * I/O call does when the syscall said EAGAIN. */
+int corio__fd_eagain_wait(corio_loop *loop, int fd, unsigned events, int64_t deadline);
+/* The callback of a coroutine's fd waiter (co->fdw), and the two steps of
+ * corio__fd_wait_slot() that stay in fd.c: telling the backend, and taking
+ * back a waiter that was not woken. */
+void corio__fd_wake_waiter(corio_loop *loop, corio_watcher *w, unsigned revents);
+int corio__fd_waiter_added(corio_loop *loop, int fd, struct corio_fdslot *s, unsigned events);
+void corio__fd_waiter_remove(corio_loop *loop, struct corio_fdslot *s, corio_watcher *w);
 
-/* Spare I/O buffers (buf.c). */
-/* A buffer of at least *size bytes (rounded up to a power of two of 4 KiB
- * or more, stored back in *size), or NULL. */
-void *corio__buf_get(corio_loop *loop, size_t *size);
-/* Gives back a buffer from corio__buf_get() with the size it reported. */
-void corio__buf_put(corio_loop *loop, void *p, size_t size);
+/* I/O (io.c): corio_read(), corio_write() and corio_send() for callers
+ * that have the loop at hand (the streams). */
+ssize_t corio__read(corio_loop *loop, int fd, void *buf, size_t n, int64_t deadline);
+ssize_t corio__write(corio_loop *loop, int fd, const void *buf, size_t n, int64_t deadline);
+ssize_t corio__send(corio_loop *loop, int fd, const void *buf, size_t n, int flags,
+                    int64_t deadline);
+
+/* Spare I/O buffers (buf.c).  A stream takes and gives back a buffer or
+ * two per message, so the pool's hit paths are inline: a few loads and
+ * stores on the loop's free list, whose head is the buffer just used. */
+void *corio__buf_get_slow(corio_loop *loop, size_t *size);
 void corio__buf_pool_free(corio_loop *loop);
 
+/* The power-of-two class that holds size: 0 is 4 KiB (and 0 bytes). */
+static inline unsigned corio__buf_class(size_t size)
+{
+    if (size <= (size_t)1 << BUF_MIN_SHIFT)
+        return 0;
+    return (unsigned)(64 - __builtin_clzll((unsigned long long)(size - 1))) - BUF_MIN_SHIFT;
+}
+
+/* A spare buffer of class c (< BUF_CLASSES) from the pool, or NULL. */
+static inline void *corio__buf_pop(corio_loop *loop, unsigned c)
+{
+    void *p = loop->bufs.head[c];
+    if (corio_likely(p != NULL)) {
+        loop->bufs.head[c] = *(void **)p;
+        loop->bufs.count[c]--;
+    }
+    return p;
+}
+
+/* A buffer of at least *size bytes (rounded up to a power of two of 4 KiB
+ * or more, stored back in *size), or NULL. */
+static inline void *corio__buf_get(corio_loop *loop, size_t *size)
+{
+    unsigned c = corio__buf_class(*size);
+    void *p = c < BUF_CLASSES ? corio__buf_pop(loop, c) : NULL;
+    if (corio_likely(p != NULL)) {
+        *size = (size_t)1 << (BUF_MIN_SHIFT + c);
+        return p;
+    }
+    return corio__buf_get_slow(loop, size);
+}
+
+/* Gives back a buffer of class c (< BUF_CLASSES): to the pool while the
+ * class holds under BUF_POOL_BYTES, else to the allocator. */
+static inline void corio__buf_push(corio_loop *loop, void *p, unsigned c)
+{
+    if (corio_likely(loop->bufs.count[c] < (BUF_POOL_BYTES >> (BUF_MIN_SHIFT + c)))) {
+        *(void **)p = loop->bufs.head[c];
+        loop->bufs.head[c] = p;
+        loop->bufs.count[c]++;
+        return;
+    }
+    corio__free(p);
+}
+
+/* Gives back a buffer from corio__buf_get() with the size it reported. */
+static inline void corio__buf_put(corio_loop *loop, void *p, size_t size)
+{
+    unsigned c = corio__buf_class(size);
+    if (c < BUF_CLASSES)
+        corio__buf_push(loop, p, c);
+    else
+        corio__free(p);
+}
+
 /* Tells the backend that the interest in fd changed (for a level backend:
- * recomputes what to poll for, parked connections included). */
-int corio__fd_interest(corio_loop *loop, int fd, struct corio_fdslot *s);
+ * recomputes what to poll for, parked connections included).  Nothing to
+ * do for an fd an edge backend knows already: every park asks. */
+int corio__fd_interest_slow(corio_loop *loop, int fd, struct corio_fdslot *s);
+static inline int corio__fd_interest(corio_loop *loop, int fd, struct corio_fdslot *s)
+{
+    if (loop->edge && s->registered)
+        return 0;
+    return corio__fd_interest_slow(loop, fd, s);
+}
 
 /* Parked connections (park.c), called by the fd table and the loop. */
 #define CORIO__PARK_EVENTS (CORIO_READABLE | CORIO_RDHUP | CORIO_HUP | CORIO_ERROR)
@@ -272,17 +376,52 @@ void corio__park_fini(corio_loop *loop);
 void corio__wheel_init(struct corio_wheel *w, int64_t now);
 /* Nanoseconds until the next timer is due (0 if one is), or -1 if none. */
 int64_t corio__wheel_timeout(corio_loop *loop);
-/* Runs the timers due at loop->now; returns how many ran. */
-size_t corio__wheel_run(corio_loop *loop);
+/* Runs the timers due at loop->now; returns how many ran.  Inline for
+ * the loop's every pass, which usually finds the wheel empty and only
+ * keeps its time. */
+size_t corio__wheel_run_slow(corio_loop *loop);
+static inline size_t corio__wheel_run(corio_loop *loop)
+{
+    struct corio_wheel *w = &loop->wheel;
+    if (corio_likely(!w->levels && list_empty(&w->due))) {
+        uint64_t now_tick = (uint64_t)loop->now >> WHEEL_TICK_SHIFT;
+        if (now_tick > w->elapsed)
+            w->elapsed = now_tick;
+        return 0;
+    }
+    return corio__wheel_run_slow(loop);
+}
 
 /* Coroutines (co.c). */
 /* Parks the running coroutine until woken or deadline: returns the wake
  * value, -ETIMEDOUT, -ECANCELED, -EAGAIN for CORIO_NOWAIT, -CORIO_ENOTCO. */
 int corio__park(corio_loop *loop, int64_t deadline);
+/* Queues cb to run in the next pass (corio_call_soon() without the check). */
+static inline void corio__ready_push(corio_loop *loop, corio_callback *cb)
+{
+    cb->next = NULL;
+    *loop->ready_tail = cb;
+    loop->ready_tail = &cb->next;
+    loop->nready++;
+}
 /* Wakes a parked coroutine with result; harmless if it is not parked. */
-void corio__wake(corio_co *co, int result);
-/* Counts one completed I/O call against the budget; may yield. */
-void corio__budget(corio_loop *loop);
+static inline void corio__wake(corio_co *co, int result)
+{
+    if (co->state != CO_PARKED)
+        return;
+    co->state = CO_READY;
+    co->wake = result;
+    corio__ready_push(co->loop, &co->run);
+}
+/* Counts one completed I/O call against the budget; may yield.  Inline:
+ * every successful read and write pays it. */
+void corio__budget_spent(corio_loop *loop);
+static inline void corio__budget(corio_loop *loop)
+{
+    corio_co *co = loop->cur;
+    if (co && --co->budget == 0)
+        corio__budget_spent(loop);
+}
 void corio__co_free_all(corio_loop *loop);
 
 /* Stats (stats.c, kstats.c): fills s->sock from loop's listeners and a
@@ -355,5 +494,81 @@ static inline void corio__tsan_switch(void *fiber)
     (void)fiber;
 }
 #endif
+
+/* ---- Parking the running coroutine, inline ----
+ * A parked coroutine's stack holds the frames of every call down to the
+ * switch, and resuming it touches each of them again: one cache line or
+ * more per frame, with thousands of coroutines, each a miss.  So the park
+ * and the switch are inline, into the functions that wait. */
+
+/* Leaves the running coroutine co for the loop's stack (co.c has the
+ * variant for a coroutine that ends). */
+static inline __attribute__((always_inline)) void corio__switch_out(corio_loop *loop, corio_co *co)
+{
+    corio__asan_start(&co->asan_fake, loop->main_stack_bottom, loop->main_stack_size);
+    corio__tsan_switch(loop->tsan_main);
+    corio__ctx_switch(&co->ctx, &loop->main_ctx);
+    corio__asan_finish(co->asan_fake, NULL, NULL);
+}
+
+/* corio__park() once its checks passed: co is running, not cancelled, and
+ * deadline is not CORIO_NOWAIT. */
+static inline __attribute__((always_inline)) int corio__park_co(corio_loop *loop, corio_co *co,
+                                                                int64_t deadline)
+{
+    if (deadline != CORIO_FOREVER) {
+        if (deadline <= loop->now)
+            return -ETIMEDOUT;
+        corio_timer_start(loop, &co->timer, deadline);
+        co->timed = true; /* so that a park without one never reads the timer's line */
+    }
+    co->state = CO_PARKED;
+    corio__switch_out(loop, co);
+    if (co->timed) {
+        co->timed = false;
+        if (co->timer.state)
+            corio_timer_stop(loop, &co->timer);
+    }
+    return co->wake;
+}
+
+/* Why the running coroutine cannot park on an fd now, or 0. */
+static inline int corio__fd_cannot_wait(corio_loop *loop, int64_t deadline)
+{
+    if (deadline == CORIO_NOWAIT)
+        return -EAGAIN; /* also what callbacks on the loop's stack get */
+    if (!loop->cur)
+        return -CORIO_ENOTCO;
+    if (loop->cur->cancelled)
+        return -ECANCELED;
+    return 0;
+}
+
+/* corio__fd_wait() for a caller that has s, fd's slot, at hand: inline,
+ * so that a stream waiting for input parks one frame above its call. */
+static inline __attribute__((always_inline)) int corio__fd_wait_slot(corio_loop *loop,
+                                                                     struct corio_fdslot *s, int fd,
+                                                                     unsigned events,
+                                                                     int64_t deadline)
+{
+    int r = corio__fd_cannot_wait(loop, deadline);
+    if (r < 0)
+        return r;
+    corio_co *co = loop->cur;
+    s->ready &= (uint8_t)~events; /* the caller has just seen EAGAIN */
+    /* A coroutine waits on one fd at a time, so its waiter lives in it. */
+    corio_watcher *w = &co->fdw;
+    *w = (corio_watcher){.fd = fd, .events = events, .flags = CORIO_WATCH_EDGE, .active = true,
+                         .fn = corio__fd_wake_waiter, .data = co};
+    list_insert_tail(&s->waiters, &w->link);
+    /* The backend needs telling unless the fd is registered with an edge one. */
+    if (!loop->edge || !s->registered)
+        r = corio__fd_waiter_added(loop, fd, s, events);
+    if (r == 0)
+        r = corio__park_co(loop, co, deadline);
+    if (w->active) /* timed out, cancelled, or never parked */
+        corio__fd_waiter_remove(loop, s, w);
+    return r;
+}
 
 #endif

@@ -71,8 +71,7 @@ static inline __attribute__((always_inline)) ssize_t io_run(corio_loop *loop, co
         if (r != -EAGAIN)
             return r;
         CORIO_STAT(loop->stats.eagain++; loop->stats.sys_eagain[q->op]++);
-        corio__fd_eagain(loop, q->fd, dir);
-        int w = corio__fd_wait(loop, q->fd, dir, deadline);
+        int w = corio__fd_eagain_wait(loop, q->fd, dir, deadline);
         if (w < 0)
             return w;
     }
@@ -160,16 +159,50 @@ const struct corio_io_ops corio__io_readiness = {
     if (corio_unlikely(!loop))                              \
         return -CORIO_ENOTCO
 
+/* Every backend so far is a readiness one: the calls that carry each
+ * message (streams read and send, ping-pongs read and write) run the
+ * readiness code in place rather than through the ops table, one call
+ * layer less per syscall. */
+#define READINESS(loop) corio_likely((loop)->be->io == &corio__io_readiness)
+
+ssize_t corio__read(corio_loop *loop, int fd, void *buf, size_t n, int64_t deadline)
+{
+    if (READINESS(loop)) {
+        struct io_req q = {.op = OP_READ, .fd = fd, .buf = buf, .n = n};
+        return io_run(loop, &q, CORIO_READABLE, deadline);
+    }
+    return loop->be->io->read(loop, fd, buf, n, deadline);
+}
+
+ssize_t corio__write(corio_loop *loop, int fd, const void *buf, size_t n, int64_t deadline)
+{
+    if (READINESS(loop)) {
+        struct io_req q = {.op = OP_WRITE, .fd = fd, .buf = (void *)buf, .n = n};
+        return io_run(loop, &q, CORIO_WRITABLE, deadline);
+    }
+    return loop->be->io->write(loop, fd, buf, n, deadline);
+}
+
+ssize_t corio__send(corio_loop *loop, int fd, const void *buf, size_t n, int flags,
+                    int64_t deadline)
+{
+    if (READINESS(loop)) {
+        struct io_req q = {.op = OP_SEND, .fd = fd, .buf = (void *)buf, .n = n, .flags = flags};
+        return io_run(loop, &q, CORIO_WRITABLE, deadline);
+    }
+    return loop->be->io->send(loop, fd, buf, n, flags, deadline);
+}
+
 ssize_t corio_read(int fd, void *buf, size_t n, int64_t deadline)
 {
     LOOP_OR_FAIL(loop);
-    return loop->be->io->read(loop, fd, buf, n, deadline);
+    return corio__read(loop, fd, buf, n, deadline);
 }
 
 ssize_t corio_write(int fd, const void *buf, size_t n, int64_t deadline)
 {
     LOOP_OR_FAIL(loop);
-    return loop->be->io->write(loop, fd, buf, n, deadline);
+    return corio__write(loop, fd, buf, n, deadline);
 }
 
 ssize_t corio_readv(int fd, const struct iovec *iov, int iovcnt, int64_t deadline)
@@ -193,7 +226,7 @@ ssize_t corio_recv(int fd, void *buf, size_t n, int flags, int64_t deadline)
 ssize_t corio_send(int fd, const void *buf, size_t n, int flags, int64_t deadline)
 {
     LOOP_OR_FAIL(loop);
-    return loop->be->io->send(loop, fd, buf, n, flags, deadline);
+    return corio__send(loop, fd, buf, n, flags, deadline);
 }
 
 int corio_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t deadline)

@@ -398,8 +398,7 @@ int corio_dgram_open(const char *local, const char *remote, const corio_dgram_op
 /* The syscall said EAGAIN: wait for the direction, as io.c does. */
 static int dgram_wait(corio_loop *loop, int fd, unsigned dir, int64_t deadline)
 {
-    corio__fd_eagain(loop, fd, dir);
-    int r = corio__fd_wait(loop, fd, dir, deadline);
+    int r = corio__fd_eagain_wait(loop, fd, dir, deadline);
     return r < 0 ? r : 0;
 }
 

@@ -22,6 +22,7 @@
 
 #define READ_SIZE_DEFAULT (16u << 10)
 #define WRITE_SIZE_MIN (4u << 10)
+_Static_assert(WRITE_SIZE_MIN == 1u << BUF_MIN_SHIFT, "the smallest output buffer is pool class 0");
 #define HIGH_WATER_DEFAULT (64u << 10)
 /* read_exactly() of more than this copies as bytes arrive instead of
  * growing the input buffer to the whole size. */
@@ -43,7 +44,11 @@ struct corio_stream {
     bool shut;          /* shutdown() done: no more output */
     bool keep_fd;
     bool not_sock;      /* send(2) said ENOTSOCK (a pipe): use write(2) */
+    uint8_t rclass;     /* the pool class of read_size, or BUF_CLASSES if none */
 };
+/* Without a buffer, rbuf is NULL and rcap, rpos and rend are 0 (wbuf, wcap,
+ * wpos and wend alike): the fast paths below count on it.  A field added
+ * here that is not an option must be reset by corio_stream_reset(). */
 
 /* What an idle connection costs (DESIGN.md: 128 bytes or less, fd slot
  * aside); it holds no buffer while it waits. */
@@ -54,6 +59,12 @@ static bool transient(ssize_t err)
 {
     return err == -ETIMEDOUT || err == -ECANCELED || err == -EAGAIN || err == -CORIO_ENOTCO ||
            err == -ENOMEM;
+}
+
+static uint8_t read_class(size_t read_size)
+{
+    unsigned c = corio__buf_class(read_size);
+    return (uint8_t)(c < BUF_CLASSES ? c : BUF_CLASSES);
 }
 
 int corio_stream_open(corio_stream **out, int fd, const corio_stream_options *opts)
@@ -82,6 +93,7 @@ int corio_stream_open(corio_stream **out, int fd, const corio_stream_options *op
     s->high = (uint32_t)high;
     s->low = (uint32_t)low;
     s->keep_fd = o.keep_fd;
+    s->rclass = read_class(rsize);
     *out = s;
     return 0;
 }
@@ -98,21 +110,23 @@ size_t corio_stream_memory(const corio_stream *s)
 
 /* ---- Input buffer ---- */
 
-static void rbuf_release(corio_stream *s)
+static inline void rbuf_release(corio_stream *s)
 {
-    if (s->rbuf)
-        corio__buf_put(s->loop, s->rbuf, s->rcap);
+    if (s->rbuf) {
+        /* Usually of the read size, whose class is known. */
+        if (s->rclass < BUF_CLASSES && s->rcap == (size_t)1 << (BUF_MIN_SHIFT + s->rclass))
+            corio__buf_push(s->loop, s->rbuf, s->rclass);
+        else
+            corio__buf_put(s->loop, s->rbuf, s->rcap);
+    }
     s->rbuf = NULL;
     s->rcap = s->rpos = s->rend = 0;
 }
 
-/* Makes room to hold `need` bytes from rpos on, with at least one byte
- * free after rend: compacts, or moves to a larger buffer. */
-static int rbuf_ensure(corio_stream *s, size_t need)
+/* rbuf_ensure() when the buffer is missing or has no room. */
+static int rbuf_grow(corio_stream *s, size_t need)
 {
     size_t have = s->rend - s->rpos;
-    if (s->rbuf && s->rcap - s->rpos >= need && s->rend < s->rcap)
-        return 0;
     if (s->rbuf && s->rcap >= need && have < s->rcap) {
         memmove(s->rbuf, s->rbuf + s->rpos, have);
         s->rpos = 0;
@@ -136,12 +150,32 @@ static int rbuf_ensure(corio_stream *s, size_t need)
     return 0;
 }
 
+/* Makes room to hold `need` bytes from rpos on, with at least one byte
+ * free after rend: compacts, or moves to a larger buffer.  (Without a
+ * buffer rcap is 0, so the first test fails.) */
+static inline int rbuf_ensure(corio_stream *s, size_t need)
+{
+    if (corio_likely(s->rend < s->rcap && s->rcap - s->rpos >= need))
+        return 0;
+    /* The usual miss, once per message: the buffer went back before the
+     * last wait, and the pool has a spare of the stream's read size. */
+    if (!s->rbuf && need <= s->read_size && s->rclass < BUF_CLASSES) {
+        char *p = corio__buf_pop(s->loop, s->rclass);
+        if (corio_likely(p != NULL)) {
+            s->rbuf = p;
+            s->rcap = (size_t)1 << (BUF_MIN_SHIFT + s->rclass);
+            return 0;
+        }
+    }
+    return rbuf_grow(s, need);
+}
+
 /* One read attempt into dst, never parking.  Returns the count, 0 at end of
  * stream, -EAGAIN, or the error. */
 static ssize_t in_try(corio_stream *s, void *dst, size_t n)
 {
     uint32_t pass = s->loop->pass;
-    ssize_t r = corio_read(s->fd, dst, n, CORIO_NOWAIT);
+    ssize_t r = corio__read(s->loop, s->fd, dst, n, CORIO_NOWAIT);
     s->short_read = r > 0 && (size_t)r < n;
     s->short_pass = pass;
     if (r == 0)
@@ -149,49 +183,63 @@ static ssize_t in_try(corio_stream *s, void *dst, size_t n)
     return r;
 }
 
-/* True when trying a read now could only give EAGAIN (see the top).  Then
- * the loop's cached readiness is dropped as an EAGAIN would drop it, so
- * whatever waits next (this stream, corio_park(), corio_wait_fd()) waits
- * for the next edge without asking the kernel first. */
-static bool in_drained(const corio_stream *s)
+/* When trying a read now could only give EAGAIN (see the top), the fd's
+ * slot, with the loop's cached readiness dropped as an EAGAIN would drop
+ * it, so whatever waits next (this stream, corio_park(), corio_wait_fd())
+ * waits for the next edge without asking the kernel first; else NULL. */
+static inline __attribute__((always_inline)) struct corio_fdslot *in_drained(const corio_stream *s)
 {
-    if (!s->short_read || s->loop->pass != s->short_pass || !s->loop->be->edge)
-        return false;
+    if (!s->short_read || s->loop->pass != s->short_pass || !s->loop->edge)
+        return NULL;
     struct corio_fdslot *slot = corio__fd_slot(s->loop, s->fd, false);
     if (!slot || (slot->ready & (CORIO_RDHUP | CORIO_HUP | CORIO_ERROR)))
-        return false;
+        return NULL;
     slot->ready &= (uint8_t)~CORIO_READABLE;
-    return true;
+    return slot;
 }
 
-/* Parks until the fd is readable, holding no empty buffer meanwhile. */
-static int in_wait(corio_stream *s, int64_t deadline)
+/* Parks until the fd is readable, holding no empty buffer meanwhile.
+ * slot: the fd's slot when in_drained() found it, else NULL. */
+static inline __attribute__((always_inline)) int in_wait(corio_stream *s, struct corio_fdslot *slot,
+                                                         int64_t deadline)
 {
     s->short_read = false;
     if (s->rbuf && s->rpos == s->rend)
         rbuf_release(s);
-    int r = corio__fd_wait(s->loop, s->fd, CORIO_READABLE, deadline);
+    int r = corio__fd_cannot_wait(s->loop, deadline);
+    if (r < 0)
+        return r;
+    if (!slot && !(slot = corio__fd_slot(s->loop, s->fd, true)))
+        return -ENOMEM;
+    r = corio__fd_wait_slot(s->loop, slot, s->fd, CORIO_READABLE, deadline);
     return r < 0 ? r : 0;
 }
 
 /* Reads once into the buffer, which is grown to hold `need` bytes.
- * Returns the count (> 0), 0 at end of stream, or -errno.  Parks. */
-static ssize_t fill(corio_stream *s, size_t need, int64_t deadline)
+ * Returns the count (> 0), 0 at end of stream, or -errno.  Parks.  The
+ * drained test comes first: a stream about to wait takes no buffer.
+ * Inline, as the wait in it, so that a stream parked for input holds the
+ * frames of its caller and of the public call only: thousands of parked
+ * stacks, each resumed per message, each frame a cache line to miss. */
+static inline __attribute__((always_inline)) ssize_t fill(corio_stream *s, size_t need,
+                                                          int64_t deadline)
 {
     if (s->eof)
         return 0;
     for (;;) {
-        int e = rbuf_ensure(s, need);
-        if (e < 0)
-            return e;
-        if (!in_drained(s)) {
+        struct corio_fdslot *slot = in_drained(s);
+        if (!slot) {
+            int e = rbuf_ensure(s, need);
+            if (e < 0)
+                return e;
             ssize_t r = in_try(s, s->rbuf + s->rend, s->rcap - s->rend);
             if (r > 0)
                 s->rend += (size_t)r;
             if (r != -EAGAIN)
                 return r;
         }
-        if ((e = in_wait(s, deadline)) < 0)
+        int e = in_wait(s, slot, deadline);
+        if (e < 0)
             return e;
     }
 }
@@ -203,12 +251,13 @@ static ssize_t read_direct(corio_stream *s, void *dst, size_t n, int64_t deadlin
     if (s->eof)
         return 0;
     for (;;) {
-        if (!in_drained(s)) {
+        struct corio_fdslot *slot = in_drained(s);
+        if (!slot) {
             ssize_t r = in_try(s, dst, n);
             if (r != -EAGAIN)
                 return r;
         }
-        int e = in_wait(s, deadline);
+        int e = in_wait(s, slot, deadline);
         if (e < 0)
             return e;
     }
@@ -371,22 +420,24 @@ ssize_t corio_stream_readline(corio_stream *s, const char **line, size_t max, in
 
 /* ---- Output ---- */
 
-static void wbuf_release(corio_stream *s)
+static inline void wbuf_release(corio_stream *s)
 {
-    if (s->wbuf)
-        corio__buf_put(s->loop, s->wbuf, s->wcap);
+    if (s->wbuf) {
+        if (s->wcap == WRITE_SIZE_MIN) /* usually: pool class 0 */
+            corio__buf_push(s->loop, s->wbuf, 0);
+        else
+            corio__buf_put(s->loop, s->wbuf, s->wcap);
+    }
     s->wbuf = NULL;
     s->wcap = s->wpos = s->wend = 0;
 }
 
-/* Room for n more bytes after wend. */
-static int wbuf_ensure(corio_stream *s, size_t n)
+/* wbuf_ensure() when the buffer is missing or too full. */
+static int wbuf_grow(corio_stream *s, size_t n)
 {
     size_t have = s->wend - s->wpos;
     if (n > SIZE_MAX / 2 - have)
         return -ENOMEM;
-    if (s->wbuf && s->wcap - s->wend >= n)
-        return 0;
     if (s->wbuf && s->wcap >= have + n) {
         memmove(s->wbuf, s->wbuf + s->wpos, have);
         s->wpos = 0;
@@ -410,17 +461,34 @@ static int wbuf_ensure(corio_stream *s, size_t n)
     return 0;
 }
 
+/* Room for n more bytes after wend (a buffer even for n == 0). */
+static inline int wbuf_ensure(corio_stream *s, size_t n)
+{
+    if (corio_likely(s->wbuf && s->wcap - s->wend >= n))
+        return 0;
+    /* The usual miss, once per message: the last flush gave it back. */
+    if (!s->wbuf && n <= WRITE_SIZE_MIN) {
+        char *p = corio__buf_pop(s->loop, 0);
+        if (corio_likely(p != NULL)) {
+            s->wbuf = p;
+            s->wcap = WRITE_SIZE_MIN;
+            return 0;
+        }
+    }
+    return wbuf_grow(s, n);
+}
+
 static ssize_t out_send(corio_stream *s, const void *p, size_t n, int64_t deadline)
 {
     if (!s->not_sock) {
         /* send(2), not write(2): MSG_NOSIGNAL, so a closed peer is -EPIPE
          * rather than a SIGPIPE that kills the process. */
-        ssize_t r = corio_send(s->fd, p, n, 0, deadline);
+        ssize_t r = corio__send(s->loop, s->fd, p, n, 0, deadline);
         if (r != -ENOTSOCK)
             return r;
         s->not_sock = true;
     }
-    return corio_write(s->fd, p, n, deadline);
+    return corio__write(s->loop, s->fd, p, n, deadline);
 }
 
 /* Sends until at most `target` bytes are pending. */
@@ -443,8 +511,10 @@ static int flush_to(corio_stream *s, size_t target, int64_t deadline)
 }
 
 /* What every output call checks first. */
-static int out_ready(corio_stream *s, int64_t deadline)
+static inline int out_ready(corio_stream *s, int64_t deadline)
 {
+    if (corio_likely(!s->werr && !s->shut && s->wend - s->wpos <= s->high))
+        return 0;
     if (s->werr)
         return s->werr;
     if (s->shut)
@@ -506,6 +576,25 @@ void corio_stream_commit(corio_stream *s, size_t n)
 int corio_stream_flush(corio_stream *s, int64_t deadline)
 {
     OWNED_OR_FAIL(s);
+    /* The usual flush, once per message or batch: what is pending goes in
+     * one send(2), and the buffer goes back.  Anything else: flush_to(). */
+    size_t n = s->wend - s->wpos;
+    if (corio_likely(n && !s->werr && !s->not_sock)) {
+        ssize_t r = corio__send(s->loop, s->fd, s->wbuf + s->wpos, n, 0, deadline);
+        if (corio_likely((size_t)r == n)) {
+            wbuf_release(s);
+            return 0;
+        }
+        if (r > 0) {
+            s->wpos += (size_t)r;
+        } else if (r == -ENOTSOCK) {
+            s->not_sock = true;
+        } else if (r < 0) {
+            if (!transient(r))
+                s->werr = (int)r;
+            return (int)r;
+        }
+    }
     return flush_to(s, 0, deadline);
 }
 
@@ -570,13 +659,15 @@ int corio_stream_reset(corio_stream *s, int fd)
         if (r == 0)
             r = c;
     }
-    corio_stream kept = *s; /* the options; everything else starts afresh */
-    memset(s, 0, sizeof *s);
-    s->loop = kept.loop;
+    /* The options stay (loop, read_size, high, low, keep_fd, rclass), the
+     * buffers' fields are 0 since their release, and the rest starts afresh
+     * here, field by field (a server resets a stream twice per request). */
     s->fd = fd;
-    s->read_size = kept.read_size;
-    s->high = kept.high;
-    s->low = kept.low;
-    s->keep_fd = kept.keep_fd;
+    s->werr = 0;
+    s->short_pass = 0;
+    s->short_read = false;
+    s->eof = false;
+    s->shut = false;
+    s->not_sock = false;
     return r;
 }

@@ -226,7 +226,7 @@ static void sort_list(corio_list *h)
     h->prev = prev;
 }
 
-size_t corio__wheel_run(corio_loop *loop)
+size_t corio__wheel_run_slow(corio_loop *loop)
 {
     struct corio_wheel *w = &loop->wheel;
     uint64_t now_tick = (uint64_t)loop->now >> WHEEL_TICK_SHIFT;

@@ -644,7 +644,8 @@ static int handle(struct conn *c, const char *v, size_t n)
     size_t out1 = corio_stream_pending(c->s);
     corio_stats_request(w->loop, (size_t)hl + len, out1 >= out0 ? out1 - out0 : out1,
                         t0 >= 0 ? corio_now() - t0 : -1, r < 0);
-    corio__free(own);
+    if (own) /* a chunked body; the usual request has none to free */
+        corio__free(own);
     if (used)
         corio_stream_consume(c->s, used);
     return r;
@@ -698,22 +699,31 @@ static void conn_wake(int fd, void *data, int reason)
 }
 
 /* Serves a connection that has input: every complete request, then one
- * flush, then park (or close).  Owns c until it returns. */
+ * flush, then park (or close).  Owns c until it returns, which it gets
+ * fresh from conn_attach(): nothing buffered, nothing pending, not closing,
+ * so the first step is the read. */
 static void serve(struct conn *c)
 {
     struct worker *w = c->w;
     for (;;) {
+        /* More input?  After a short read the stream knows there is none
+         * without a syscall.  Nothing may run between the answer and the
+         * park (conn_idle trusts it), so the last batch's flush came first. */
         const void *v;
-        size_t n = corio_stream_buffered(c->s, &v);
-        if (n > 0 && !c->close) {
-            /* One deadline for the batch's output, from the loop's clock. */
-            c->out_deadline = corio_loop_now(w->loop) + w->cfg->write_timeout;
-            do {
-                if (handle(c, v, n) < 0)
-                    goto out_free;
-                n = corio_stream_buffered(c->s, &v);
-            } while (n > 0 && !c->close);
+        ssize_t r = corio_stream_peek(c->s, 1, &v, CORIO_NOWAIT);
+        if (r < 0) {
+            if (r == -EAGAIN && conn_idle(c) == 0)
+                return;
+            break; /* the peer closed (-CORIO_EEOF), or an error */
         }
+        /* One deadline for the batch's output, from the loop's clock. */
+        c->out_deadline = corio_loop_now(w->loop) + w->cfg->write_timeout;
+        size_t n = (size_t)r;
+        do {
+            if (handle(c, v, n) < 0)
+                goto out_free;
+            n = corio_stream_buffered(c->s, &v);
+        } while (n > 0 && !c->close);
         /* The end of a batch: every response in one write. */
         if (flush(c, corio_loop_now(w->loop) + w->cfg->write_timeout) < 0)
             break;
@@ -721,17 +731,6 @@ static void serve(struct conn *c)
             linger(c);
             break;
         }
-        /* More input?  After a short read the stream knows there is none
-         * without a syscall.  Nothing may run between the answer and the
-         * park (conn_idle trusts it), so the flush came first. */
-        ssize_t r = corio_stream_peek(c->s, 1, &v, CORIO_NOWAIT);
-        if (r > 0)
-            continue;
-        if (r != -EAGAIN)
-            break; /* the peer closed (-CORIO_EEOF), or an error */
-        if (conn_idle(c) == 0)
-            return;
-        break;
     }
 out_free:
     conn_free(c);
