@@ -78,8 +78,8 @@ static void co_resume(corio_loop *loop, corio_callback *cb)
     co->budget = loop->budget;
     loop->cur = co;
     CORIO_STAT(loop->stats.switches++;
-               if (co->sampled) { /* by wake_co (fd.c); ready_at is in a colder line */
-                   int64_t lat = corio_now() - co->ready_at;
+               if (co->sampled) { /* by wake_co (fd.c), in the wait before this pass */
+                   int64_t lat = corio_now() - loop->stats.stamp_at;
                    corio__hist_add(&loop->stats.resume_ns, lat > 0 ? (uint64_t)lat : 0);
                    co->sampled = false;
                });

@@ -163,17 +163,26 @@ void corio__fd_event(corio_loop *loop, int fd, uint32_t gen, unsigned revents)
      * stream's drained test (stream.c). */
     uint32_t pass = ++loop->pass;
     corio_list *first = s->waiters.next;
-    if (corio_likely(!s->parked && loop->edge && first->next == &s->waiters)) {
+    if (corio_likely(loop->edge && first->next == &s->waiters)) {
         /* None or one waiter on an edge backend, the steady state of a
          * connection: nothing to re-arm and no callback that could change
          * the list, so no scan.  An empty list keeps only the cached bits. */
-        if (first == &s->waiters)
-            return;
-        corio_watcher *w = corio_container_of(first, corio_watcher, link);
-        if (corio_likely(w->fn == corio__fd_wake_waiter)) {
-            unsigned m = match(w->events, revents);
-            if (m)
-                wake_co(loop, w, m);
+        if (corio_likely(!s->parked)) {
+            if (first == &s->waiters)
+                return;
+            corio_watcher *w = corio_container_of(first, corio_watcher, link);
+            if (corio_likely(w->fn == corio__fd_wake_waiter)) {
+                unsigned m = match(w->events, revents);
+                if (m)
+                    wake_co(loop, w, m);
+                return;
+            }
+        } else if (first == &s->waiters) {
+            /* A parked connection and nothing else waiting: its usual
+             * event, handed on by a tail call (an output-only event wakes
+             * nothing). */
+            if (s->parked == CORIO__PARK_WAITING && (revents & CORIO__PARK_EVENTS))
+                corio__park_ready(loop, s, revents);
             return;
         }
     }
@@ -267,11 +276,15 @@ int corio_watcher_set(corio_loop *loop, corio_watcher *w, unsigned events)
 
 /* ---- Coroutines waiting on fds ---- */
 
-/* Stamps co, just woken, for the readiness-to-resume latency sample. */
-static __attribute__((noinline)) void stamp(corio_co *co)
+/* Marks co, just woken by an event, for the readiness-to-resume latency
+ * sample.  The time it was woken is read once the wait's events are all
+ * delivered (poll_backend() in loop.c), as one clock read that the loop
+ * often makes then anyway (timers armed, or a blocked-time sample); the
+ * coroutine runs in the pass that follows, before the next wait. */
+static inline void stamp(corio_loop *loop, corio_co *co)
 {
-    co->ready_at = corio_now();
     co->sampled = true;
+    loop->stats.stamp_pending = true;
 }
 
 /* Takes w out of its fd's waiters and wakes its coroutine. */
@@ -287,11 +300,9 @@ static inline void wake_co(corio_loop *loop, corio_watcher *w, unsigned revents)
     co->wake = result;
     corio__ready_push(loop, &co->run);
     /* Stamp 1 wakeup in 8 as the backend delivers it, for the
-     * readiness-to-resume latency measured when the coroutine runs.  The
-     * loop's cached clock may be old here (it is read only when timers
-     * need it), so the sample reads the clock itself. */
+     * readiness-to-resume latency measured when the coroutine runs. */
     if (CORIO_STATS_ON && (loop->stats.resume_seq++ & CORIO_RESUME_SAMPLE_MASK) == 0 && result > 0)
-        stamp(co);
+        stamp(loop, co);
 }
 
 void corio__fd_wake_waiter(corio_loop *loop, corio_watcher *w, unsigned revents)

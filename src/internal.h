@@ -80,7 +80,7 @@ struct corio_co {
     bool joining;         /* a joiner exists */
     unsigned budget;      /* I/O completions left before a forced yield */
     bool timed;           /* `timer` was started by the current park */
-    bool sampled;         /* stats: ready_at is set */
+    bool sampled;         /* stats: woken by the last wait's events, to be timed */
     corio_watcher fdw;    /* its entry in an fd's waiters while in corio__fd_wait */
     struct corio_stack *stack;
     corio_fn fn;
@@ -91,13 +91,15 @@ struct corio_co {
     void *asan_fake;      /* ASan's fake stack while suspended */
     void *tsan_fiber;     /* TSan's fiber for this coroutine (TSan builds only) */
     corio_list all;       /* loop->cos */
-    int64_t ready_at;     /* stats: when an fd event woke it, if sampled; else 0 */
 };
 
+/* Counters that always move together are kept once: the snapshot takes
+ * the waits' syscall count and events_per_wait.count from polls, the empty
+ * waits from events_per_wait.bucket[0], and the iterations (one pass each)
+ * and ready_per_pass.count from the sum of ready_per_pass's buckets
+ * (stats.c, copy_counters). */
 struct corio_loop_stats {
-    uint64_t iterations;
     uint64_t polls;        /* backend waits */
-    uint64_t poll_empty;   /* waits that returned no event */
     uint64_t events;       /* events delivered by the backend */
     uint64_t stale;        /* events dropped for an old generation */
     uint64_t switches;
@@ -114,6 +116,8 @@ struct corio_loop_stats {
     uint64_t sys_eagain[CORIO_SYSCALL_KINDS];
     uint64_t bytes_read, bytes_written;
     uint64_t resume_seq;   /* fd wakeups, to sample 1 in 8 for resume_ns */
+    bool stamp_pending;    /* the wait being delivered woke a sampled coroutine */
+    int64_t stamp_at;      /* when the last wait with one ended (its events' time) */
     corio_hist events_per_wait;
     corio_hist ready_per_pass;
     corio_hist resume_ns;
@@ -138,15 +142,34 @@ struct corio_loop_stats {
         }                       \
     } while (0)
 
-/* Sampling mask for the readiness-to-resume latency: 1 fd wakeup in 8
- * reads the clock at delivery and at resume (~20 ns each, vDSO). */
+/* Sampling mask for the readiness-to-resume latency: 1 fd wakeup in 8 is
+ * timed, from the end of the wait that delivered it (one clock read for
+ * all of its samples, shared with the loop's own) to its resume (~20 ns
+ * each, vDSO). */
 #define CORIO_RESUME_SAMPLE_MASK 7u
+
+/* The bucket of v: 0 for 0, else 1 + floor(log2 v), capped at the last.
+ * Without a branch: 2v + 1 has its top bit one above v's, and is never 0. */
+static inline unsigned corio__hist_bucket(uint64_t v)
+{
+    const uint64_t last = (uint64_t)1 << (CORIO_HIST_BUCKETS - 2); /* the last bucket's floor */
+    v = v < last ? v : last;
+    return 63u - (unsigned)__builtin_clzll(v << 1 | 1);
+}
 
 static inline void corio__hist_add(corio_hist *h, uint64_t v)
 {
-    unsigned b = v ? 64u - (unsigned)__builtin_clzll(v) : 0;
-    h->bucket[b < CORIO_HIST_BUCKETS ? b : CORIO_HIST_BUCKETS - 1]++;
+    h->bucket[corio__hist_bucket(v)]++;
     h->count++;
+    h->sum += v;
+}
+
+/* corio__hist_add() for the loop's per-pass and per-wait histograms, whose
+ * count the snapshot fills in (the sum of the buckets, or polls): one add
+ * fewer per pass. */
+static inline void corio__hist_add_uncounted(corio_hist *h, uint64_t v)
+{
+    h->bucket[corio__hist_bucket(v)]++;
     h->sum += v;
 }
 
@@ -332,11 +355,17 @@ static inline void *corio__buf_get(corio_loop *loop, size_t *size)
     return corio__buf_get_slow(loop, size);
 }
 
+/* True if the pool keeps a buffer of class c given back now. */
+static inline bool corio__buf_room(const corio_loop *loop, unsigned c)
+{
+    return loop->bufs.count[c] < (BUF_POOL_BYTES >> (BUF_MIN_SHIFT + c));
+}
+
 /* Gives back a buffer of class c (< BUF_CLASSES): to the pool while the
  * class holds under BUF_POOL_BYTES, else to the allocator. */
 static inline void corio__buf_push(corio_loop *loop, void *p, unsigned c)
 {
-    if (corio_likely(loop->bufs.count[c] < (BUF_POOL_BYTES >> (BUF_MIN_SHIFT + c)))) {
+    if (corio_likely(corio__buf_room(loop, c))) {
         *(void **)p = loop->bufs.head[c];
         loop->bufs.head[c] = p;
         loop->bufs.count[c]++;
@@ -371,6 +400,8 @@ static inline int corio__fd_interest(corio_loop *loop, int fd, struct corio_fdsl
 void corio__park_ready(corio_loop *loop, struct corio_fdslot *s, unsigned revents);
 void corio__park_closed(corio_loop *loop, struct corio_fdslot *s);
 void corio__park_fini(corio_loop *loop);
+/* A wait's events were delivered and stamped (stats.stamp_at). */
+void corio__park_stamp(corio_loop *loop);
 
 /* Timers (timer.c). */
 void corio__wheel_init(struct corio_wheel *w, int64_t now);

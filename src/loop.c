@@ -217,7 +217,7 @@ static unsigned run_ready(corio_loop *loop)
     corio_callback *cb = loop->ready_head;
     loop->ready_head = NULL;
     loop->ready_tail = &loop->ready_head;
-    CORIO_STAT(corio__hist_add(&loop->stats.ready_per_pass, loop->nready));
+    CORIO_STAT(corio__hist_add_uncounted(&loop->stats.ready_per_pass, loop->nready));
     loop->nready = 0;
     while (cb) {
         corio_callback *next = cb->next;
@@ -234,6 +234,19 @@ static bool timers_armed(const corio_loop *loop)
     return loop->wheel.levels || !list_empty(&loop->wheel.due);
 }
 
+/* The time of the wait just delivered, for the coroutines it woke that
+ * are sampled for resume_ns: they run in the next pass, before any other
+ * wait, and co_resume() (co.c) takes the time from here. */
+static inline void stamp_end(corio_loop *loop)
+{
+    if (loop->stats.stamp_pending) {
+        loop->stats.stamp_pending = false;
+        loop->stats.stamp_at = loop->now;
+        if (loop->parks)
+            corio__park_stamp(loop); /* the same for a parked fd's wakeup */
+    }
+}
+
 /* One backend wait (timeout_ns: -1 forever, 0 none), with its counters. */
 static int poll_backend(corio_loop *loop, int64_t timeout)
 {
@@ -242,8 +255,10 @@ static int poll_backend(corio_loop *loop, int64_t timeout)
     if (loop->backlog) {
         int n = loop->be->poll(loop, 0);
         loop->since_poll = 0;
-        if (timers_armed(loop))
+        if (timers_armed(loop) || (CORIO_STATS_ON && loop->stats.stamp_pending)) {
             corio__loop_update_time(loop);
+            CORIO_STAT(stamp_end(loop));
+        }
         return n;
     }
     /* Time blocked is sampled: one wait in 8 that may block reads the
@@ -254,13 +269,15 @@ static int poll_backend(corio_loop *loop, int64_t timeout)
     if (n < 0)
         return n;
     loop->since_poll = 0;
-    /* The clock is read only when something needs it: timers to run, or a
-     * blocked-time sample.  A ping-pong without timers reads it never. */
-    if (timers_armed(loop) || t0)
+    /* The clock is read only when something needs it: timers to run, a
+     * blocked-time sample, or a resume-latency sample (wake_co in fd.c).
+     * A ping-pong without timers reads it for the samples only. */
+    if (timers_armed(loop) || t0 || (CORIO_STATS_ON && loop->stats.stamp_pending)) {
         corio__loop_update_time(loop);
-    CORIO_STAT(loop->stats.polls++; loop->stats.sys[CORIO_SYSCALL_WAIT]++;
-               corio__hist_add(&loop->stats.events_per_wait, (uint64_t)n);
-               if (n == 0) loop->stats.poll_empty++;
+        CORIO_STAT(stamp_end(loop));
+    }
+    CORIO_STAT(loop->stats.polls++; /* also the WAIT syscalls and the histogram's count */
+               corio__hist_add_uncounted(&loop->stats.events_per_wait, (uint64_t)n);
                if (t0 && loop->now > t0) loop->stats.blocked_ns += 8 * (uint64_t)(loop->now - t0));
     return n;
 }
@@ -299,8 +316,7 @@ int corio_loop_run(corio_loop *loop, corio_run_mode mode)
             }
         }
         corio__wheel_run(loop);
-        loop->since_poll += run_ready(loop);
-        CORIO_STAT(loop->stats.iterations++);
+        loop->since_poll += run_ready(loop); /* counts the iteration (its histogram) */
         if (mode != CORIO_RUN_DEFAULT)
             break;
     }

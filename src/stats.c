@@ -254,12 +254,14 @@ static void count_coroutines(corio_loop *loop, corio_stats *s)
 static void copy_counters(const struct corio_loop_stats *ls, corio_stats *s)
 {
     s->waits = ls->polls;
-    s->waits_empty = ls->poll_empty;
+    s->waits_empty = ls->events_per_wait.bucket[0];
     s->events = ls->events;
     s->events_stale = ls->stale;
     s->blocked_ns = ls->blocked_ns;
     s->events_per_wait = ls->events_per_wait;
-    s->iterations = ls->iterations;
+    s->events_per_wait.count = ls->polls;
+    for (unsigned i = 0; i < CORIO_HIST_BUCKETS; i++) /* one bucket moves per pass */
+        s->iterations += ls->ready_per_pass.bucket[i];
     s->switches = ls->switches;
     s->spawns = ls->spawns;
     s->budget_yields = ls->budget_yields;
@@ -267,10 +269,12 @@ static void copy_counters(const struct corio_loop_stats *ls, corio_stats *s)
     s->timers_fired = ls->timers_fired;
     s->timers_cancelled = ls->timers_cancelled;
     memcpy(s->syscalls, ls->sys, sizeof s->syscalls);
+    s->syscalls[CORIO_SYSCALL_WAIT] = ls->polls;
     memcpy(s->eagain, ls->sys_eagain, sizeof s->eagain);
     s->bytes_read = ls->bytes_read;
     s->bytes_written = ls->bytes_written;
     s->ready_per_pass = ls->ready_per_pass;
+    s->ready_per_pass.count = s->iterations;
     s->resume_ns = ls->resume_ns;
     s->requests = ls->requests;
     s->request_errors = ls->request_errors;
@@ -405,6 +409,14 @@ void corio_stats_request(corio_loop *loop, uint64_t bytes_in, uint64_t bytes_out
                ls->request_errors += failed; ls->request_bytes_in += bytes_in;
                ls->request_bytes_out += bytes_out;
                if (ns >= 0) corio__hist_add(&ls->handler_ns, (uint64_t)ns));
+}
+
+void corio_stats_requests(corio_loop *loop, uint64_t n, uint64_t bytes_in, uint64_t bytes_out,
+                          uint64_t failed)
+{
+    CORIO_STAT(struct corio_loop_stats *ls = &loop->stats; ls->requests += n;
+               ls->request_errors += failed; ls->request_bytes_in += bytes_in;
+               ls->request_bytes_out += bytes_out);
 }
 
 int corio_stats_listener(corio_loop *loop, int fd)

@@ -48,7 +48,7 @@ struct corio_stream {
 };
 /* Without a buffer, rbuf is NULL and rcap, rpos and rend are 0 (wbuf, wcap,
  * wpos and wend alike): the fast paths below count on it.  A field added
- * here that is not an option must be reset by corio_stream_reset(). */
+ * here that is not an option must be reset by fields_reset(). */
 
 /* What an idle connection costs (DESIGN.md: 128 bytes or less, fd slot
  * aside); it holds no buffer while it waits. */
@@ -524,7 +524,8 @@ static inline int out_ready(corio_stream *s, int64_t deadline)
     return 0;
 }
 
-ssize_t corio_stream_write(corio_stream *s, const void *buf, size_t n, int64_t deadline)
+static __attribute__((noinline)) ssize_t write_slow(corio_stream *s, const void *buf, size_t n,
+                                                    int64_t deadline)
 {
     OWNED_OR_FAIL(s);
     int r = out_ready(s, deadline);
@@ -536,6 +537,31 @@ ssize_t corio_stream_write(corio_stream *s, const void *buf, size_t n, int64_t d
         memcpy(s->wbuf + s->wend, buf, n);
     s->wend += n;
     return (ssize_t)n;
+}
+
+/* The usual write, a response appended to a buffer with room for it (or
+ * to a spare small one from the loop's pool, for the first of a batch), is
+ * a copy and nothing more: no call but memcpy's. */
+ssize_t corio_stream_write(corio_stream *s, const void *buf, size_t n, int64_t deadline)
+{
+    corio_loop *loop = s->loop;
+    if (corio_likely(corio__loop_owned(loop) && !s->werr && !s->shut && n)) {
+        if (s->wbuf && s->wend - s->wpos <= s->high && s->wcap - s->wend >= n) {
+            char *dst = s->wbuf + s->wend;
+            s->wend += n;
+            memcpy(dst, buf, n);
+            return (ssize_t)n;
+        }
+        if (!s->wbuf && n <= WRITE_SIZE_MIN && loop->bufs.head[0]) {
+            char *p = corio__buf_pop(loop, 0);
+            s->wbuf = p;
+            s->wcap = WRITE_SIZE_MIN;
+            s->wend = n;
+            memcpy(p, buf, n);
+            return (ssize_t)n;
+        }
+    }
+    return write_slow(s, buf, n, deadline);
 }
 
 ssize_t corio_stream_writev(corio_stream *s, const struct iovec *iov, int iovcnt, int64_t deadline)
@@ -644,7 +670,21 @@ int corio_stream_close(corio_stream *s, int64_t deadline)
     return r;
 }
 
-int corio_stream_reset(corio_stream *s, int fd)
+/* What a reset starts afresh, field by field (a server resets a stream
+ * per connection it serves); the options stay (loop, read_size, high,
+ * low, keep_fd, rclass) and the buffers' fields are 0 once released. */
+static inline void fields_reset(corio_stream *s, int fd)
+{
+    s->fd = fd;
+    s->werr = 0;
+    s->short_pass = 0;
+    s->short_read = false;
+    s->eof = false;
+    s->shut = false;
+    s->not_sock = false;
+}
+
+static __attribute__((noinline)) int reset_slow(corio_stream *s, int fd)
 {
     OWNED_OR_FAIL(s);
     if (fd < -1)
@@ -659,15 +699,19 @@ int corio_stream_reset(corio_stream *s, int fd)
         if (r == 0)
             r = c;
     }
-    /* The options stay (loop, read_size, high, low, keep_fd, rclass), the
-     * buffers' fields are 0 since their release, and the rest starts afresh
-     * here, field by field (a server resets a stream twice per request). */
-    s->fd = fd;
-    s->werr = 0;
-    s->short_pass = 0;
-    s->short_read = false;
-    s->eof = false;
-    s->shut = false;
-    s->not_sock = false;
+    fields_reset(s, fd);
     return r;
+}
+
+/* A server lends a detached stream to the next connection: no buffer, no
+ * fd of its own to close, so nothing but the fields to reset, and no
+ * call. */
+int corio_stream_reset(corio_stream *s, int fd)
+{
+    if (corio_likely(corio__loop_owned(s->loop) && fd >= -1 && !s->rbuf && !s->wbuf &&
+                     (s->keep_fd || s->fd < 0))) {
+        fields_reset(s, fd);
+        return 0;
+    }
+    return reset_slow(s, fd);
 }

@@ -435,6 +435,76 @@ TEST(park_burst_is_bounded_by_max_active)
     test_loop_free(loop);
 }
 
+/* Unparking a record that is queued (woken, waiting for a worker) takes it
+ * back: its fn never runs, and the fd can be parked again at once, while
+ * what is left of the old record still sits in the run queue. */
+static void slow_wake(int fd, void *data, int reason)
+{
+    struct woke *w = data;
+    w->calls++;
+    w->reason = reason;
+    corio_sleep_until(corio_after(10 * CORIO_MSEC)); /* holds the only worker */
+    if (reason > 0)
+        w->got = corio_read(fd, w->buf, sizeof w->buf, corio_after(CORIO_SEC));
+    corio_close(fd);
+}
+
+TEST(park_unpark_while_queued)
+{
+    corio_loop *loop = test_loop();
+    corio_park_options o = {.max_active = 1};
+    CHECK_EQ(corio_park_configure(loop, &o), 0);
+    enum { N = 4 };
+    int sv[N][2];
+    struct woke w[N];
+    memset(w, 0, sizeof w);
+    for (int i = 0; i < N; i++) {
+        test_socketpair(sv[i]);
+        CHECK_EQ(corio_park(loop, sv[i][1], slow_wake, &w[i], i % 2 ? corio_after(10 * CORIO_SEC)
+                                                                   : CORIO_FOREVER), 0);
+        CHECK_EQ(write(sv[i][0], "x", 1), 1);
+    }
+    CHECK_EQ(corio_loop_run(loop, CORIO_RUN_ONCE), 1);
+    corio_park_stats st;
+    corio_park_stats_get(loop, &st);
+    CHECK_EQ(st.active, 1);
+    CHECK_EQ(st.queued, N - 1);
+    /* Every queued one but the last goes back; the one being run cannot. */
+    int back[N], nback = 0;
+    for (int i = 0; i < N && nback < N - 2; i++) {
+        void *data = NULL;
+        int r = corio_unpark(loop, sv[i][1], &data);
+        if (w[i].calls) {
+            CHECK_EQ(r, -ENOENT);
+            continue;
+        }
+        CHECK_EQ(r, 0);
+        CHECK(data == &w[i]);
+        back[nback++] = i;
+    }
+    CHECK_EQ(nback, N - 2);
+    corio_park_stats_get(loop, &st);
+    CHECK_EQ(st.queued, 1);
+    CHECK_EQ(st.parked, 0);
+    /* Parked again, with the byte still unread: woken, and served once. */
+    CHECK_EQ(corio_park(loop, sv[back[0]][1], slow_wake, &w[back[0]], corio_after(10 * CORIO_SEC)), 0);
+    test_run(loop);
+    for (int i = 0; i < N; i++) {
+        bool dropped = nback > 1 && i == back[1];
+        CHECK_EQ(w[i].calls, dropped ? 0 : 1);
+        if (!dropped) {
+            CHECK(w[i].reason & CORIO_READABLE);
+            CHECK_EQ(w[i].got, 1);
+        }
+        close(sv[i][0]);
+    }
+    corio_close(sv[back[1]][1]);
+    corio_park_stats_get(loop, &st);
+    CHECK_EQ(st.queued + st.parked + st.active, 0);
+    CHECK_EQ(st.woken, N - 1);
+    test_loop_free(loop);
+}
+
 /* No coroutine can start (stack mmap fails): fn still runs, on the loop's
  * stack, with -ENOMEM, so the connection is released. */
 TEST(park_no_memory_for_a_coroutine)

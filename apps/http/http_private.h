@@ -32,6 +32,7 @@ struct http_exchange {
     int64_t timeout;   /* the write timeout, for each wait of a long response */
     bool close;        /* this response says Connection: close */
     bool responded;
+    uint64_t out;      /* bytes of response produced, for corio_stats */
 };
 
 /* Appends the head of a response with a body of `len` bytes (sent or, for

@@ -32,6 +32,119 @@ static const uint8_t vchar[256] = {
     ['\t'] = 2, [' '] = 2, [0x21 ... 0x7e] = 1, [0x80 ... 0xff] = 1,
 };
 
+/* ---- Eight bytes at a time ----
+ * The target and the field values are most of a request's bytes, and the
+ * bytes that end them are few: control bytes, SP (the target), DEL.  So
+ * they are scanned a word at a time (SWAR), which took the parse of a
+ * plaintext benchmark request from ~500 to ~300 instructions; the table
+ * loops finish the last few bytes and decide anything unusual.  For each
+ * byte b of a word, less(x, n) sets its top bit if b < n (n <= 128) and
+ * eq(x, c) if b == c.  Both can also flag bytes above (at higher
+ * addresses than) a flagged one, through the borrow, but never below: so
+ * the lowest flag is exact, and that is all first() reads. */
+#define ONES (~(uint64_t)0 / 255)
+#define HIGHS (ONES * 0x80)
+
+static inline uint64_t word_at(const char *p)
+{
+    uint64_t x;
+    memcpy(&x, p, sizeof x);
+    return x;
+}
+
+static inline uint64_t less(uint64_t x, unsigned n)
+{
+    return (x - ONES * n) & ~x & HIGHS;
+}
+
+static inline uint64_t eq(uint64_t x, unsigned c)
+{
+    uint64_t y = x ^ (ONES * c);
+    return (y - ONES) & ~y & HIGHS;
+}
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define SWAR 1
+/* The offset of the lowest-addressed flagged byte of a non-zero mask. */
+static inline unsigned first(uint64_t m)
+{
+    return (unsigned)__builtin_ctzll(m) >> 3;
+}
+#else
+#define SWAR 0 /* the byte loops do it all */
+static inline unsigned first(uint64_t m)
+{
+    (void)m;
+    return 0;
+}
+#endif
+
+/* The first byte at or after p (before end) that may not be in a request
+ * target (vchar != 1), or end.  If '?' comes before it, *q gets the first
+ * one (else it is left alone). */
+static const char *scan_target(const char *p, const char *end, const char **q)
+{
+    for (; SWAR && end - p >= 8; p += 8) {
+        uint64_t x = word_at(p);
+        uint64_t stop = less(x, 0x21) | eq(x, 0x7f);
+        uint64_t qm = eq(x, '?');
+        if (qm && !*q && (!stop || first(qm) < first(stop)))
+            *q = p + first(qm);
+        if (stop)
+            return p + first(stop);
+    }
+    for (; p < end && vchar[(unsigned char)*p] == 1; p++)
+        if (*p == '?' && !*q)
+            *q = p;
+    return p;
+}
+
+/* The first byte at or after p (before end) that may not be in a field
+ * value (vchar == 0: CR, LF, another control byte, DEL), or end. */
+static const char *scan_value(const char *p, const char *end)
+{
+    while (SWAR && end - p >= 8) {
+        uint64_t x = word_at(p);
+        uint64_t stop = less(x, 0x20) | eq(x, 0x7f);
+        if (!stop) {
+            p += 8;
+            continue;
+        }
+        p += first(stop);
+        if (*p != '\t')
+            return p;
+        p++; /* HTAB is allowed */
+    }
+    while (p < end && vchar[(unsigned char)*p])
+        p++;
+    return p;
+}
+
+/* a[0..n) equals lower[0..n), a string of lowercase letters and '-',
+ * ignoring ASCII case, where a holds token bytes only (tchar): then
+ * a byte ORed with 0x20 equals a letter only if it is that letter in
+ * either case, and equals '-' only if it is '-' (CR, its other match, is
+ * no token byte).  Two words for up to 16 bytes, one for up to 8. */
+static inline bool token_is(const char *a, const char *lower, size_t n)
+{
+    if (n >= 8 && n <= 16) {
+        uint64_t fold = ONES * 0x20;
+        return ((word_at(a) | fold) == word_at(lower)) &&
+               ((word_at(a + n - 8) | fold) == word_at(lower + n - 8));
+    }
+    if (n >= 4 && n < 8) {
+        uint32_t x, y;
+        memcpy(&x, a, 4);
+        memcpy(&y, lower, 4);
+        if ((x | 0x20202020u) != y)
+            return false;
+        memcpy(&x, a + n - 4, 4);
+        memcpy(&y, lower + n - 4, 4);
+        return (x | 0x20202020u) == y;
+    }
+    return http_caseeq(a, lower, n);
+}
+
 bool http_caseeq(const char *a, const char *b, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -46,7 +159,7 @@ bool http_caseeq(const char *a, const char *b, size_t n)
 
 static bool name_is(const struct http_header *h, const char *lower, size_t n)
 {
-    return h->name_len == n && http_caseeq(h->name, lower, n);
+    return h->name_len == n && token_is(h->name, lower, n);
 }
 
 static uint8_t method_id(const char *m, size_t n)
@@ -66,8 +179,9 @@ static uint8_t method_id(const char *m, size_t n)
 
 /* ---- The request line ---- */
 
-/* Splits the target into path and query; checks its form. */
-static int split_target(struct http_request *r)
+/* Splits the target into path and query (q: its first '?', or NULL);
+ * checks its form. */
+static int split_target(struct http_request *r, const char *q)
 {
     const char *t = r->target, *end = t + r->target_len;
     if (r->target_len == 1 && t[0] == '*') {
@@ -81,8 +195,8 @@ static int split_target(struct http_request *r)
             return -400;
         const char *slash = memchr(s + 3, '/', (size_t)(end - s - 3));
         t = slash ? slash : end;
+        q = memchr(t, '?', (size_t)(end - t)); /* a '?' in the authority is no query */
     }
-    const char *q = memchr(t, '?', (size_t)(end - t));
     r->path = t == end ? "/" : t;
     r->path_len = t == end ? 1 : (uint32_t)((q ? q : end) - t);
     r->query = q ? q + 1 : NULL;
@@ -93,6 +207,13 @@ static int split_target(struct http_request *r)
 /* "HTTP/1.1" and "HTTP/1.0" only; another well-formed version is 505. */
 static int parse_version(const char *p, const char *end, struct http_request *r)
 {
+    if (end - p >= 8) { /* the usual versions, one compare each */
+        uint64_t x = word_at(p);
+        if (x == word_at("HTTP/1.1") || x == word_at("HTTP/1.0")) {
+            r->minor = (uint8_t)(p[7] - '0');
+            return 0;
+        }
+    }
     if (end - p < 8)
         return memcmp(p, "HTTP/", (size_t)(end - p) < 5 ? (size_t)(end - p) : 5) == 0 ? HTTP_MORE : -400;
     if (memcmp(p, "HTTP/", 5) != 0 || p[6] != '.' || p[5] < '0' || p[5] > '9' || p[7] < '0' || p[7] > '9')
@@ -107,18 +228,22 @@ static int parse_version(const char *p, const char *end, struct http_request *r)
 static int parse_line(const char *buf, const char *end, struct http_request *r, unsigned max_line)
 {
     const char *p = buf;
-    while (p < end && tchar[(unsigned char)*p])
-        p++;
-    if (p == end)
-        return (size_t)(p - buf) > max_line ? -414 : HTTP_MORE;
-    if (p == buf || *p != ' ')
-        return -400;
+    if (end - p >= 4 && memcmp(p, "GET ", 4) == 0) { /* the usual method */
+        p += 3;
+        r->method_id = HTTP_M_GET;
+    } else {
+        while (p < end && tchar[(unsigned char)*p])
+            p++;
+        if (p == end)
+            return (size_t)(p - buf) > max_line ? -414 : HTTP_MORE;
+        if (p == buf || *p != ' ')
+            return -400;
+        r->method_id = method_id(buf, (size_t)(p - buf));
+    }
     r->method = buf;
     r->method_len = (uint32_t)(p - buf);
-    r->method_id = method_id(buf, r->method_len);
-    const char *t = ++p;
-    while (p < end && vchar[(unsigned char)*p] == 1)
-        p++;
+    const char *t = ++p, *q = NULL;
+    p = scan_target(p, end, &q);
     if ((size_t)(p - buf) > max_line)
         return -414;
     if (p == end)
@@ -137,7 +262,7 @@ static int parse_line(const char *buf, const char *end, struct http_request *r, 
         return (p == end || *p == '\r') ? HTTP_MORE : -400;
     if (p[0] != '\r' || p[1] != '\n')
         return -400;
-    int e = split_target(r);
+    int e = split_target(r, q);
     return e < 0 ? e : (int)(p + 2 - buf);
 }
 
@@ -156,11 +281,12 @@ static int parse_field(const char *p, const char *end, struct http_header *h)
     h->name = s;
     h->name_len = (uint32_t)(p - s);
     p++;
+    if (p < end && *p == ' ') /* the usual single space, then any more */
+        p++;
     while (p < end && (*p == ' ' || *p == '\t'))
         p++;
     const char *v = p;
-    while (p < end && vchar[(unsigned char)*p])
-        p++;
+    p = scan_value(p, end);
     if (p == end)
         return HTTP_MORE;
     if (*p != '\r')

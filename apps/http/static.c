@@ -188,6 +188,8 @@ int http__static_serve(http_exchange *x, const struct http_request *req, int dir
         r = corio_stream_flush(x->c->s, x->deadline);
         if (r == 0)
             r = send_file(x, fd, st.st_size);
+        if (r == 0)
+            x->out += (uint64_t)st.st_size;
     }
     (void)sys_close(&s_close, fd);
     return r;

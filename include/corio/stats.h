@@ -176,6 +176,13 @@ void corio_stats_merge(corio_stats *sum, const corio_stats *s);
 void corio_stats_request(corio_loop *loop, uint64_t bytes_in, uint64_t bytes_out, int64_t ns,
                          bool failed);
 
+/* corio_stats_request() for n untimed requests at once, as a server that
+ * answers a batch of pipelined requests records them: bytes_in and
+ * bytes_out are their sums, failed how many of them failed.  One call per
+ * batch instead of one per request. */
+void corio_stats_requests(corio_loop *loop, uint64_t n, uint64_t bytes_in, uint64_t bytes_out,
+                          uint64_t failed);
+
 /* Names fd as a listener of loop, so snapshots show its accept queue even
  * before anything accepts from it.  Up to 8; -ENOSPC beyond, -EEXIST. */
 int corio_stats_listener(corio_loop *loop, int fd);
