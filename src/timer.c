@@ -12,16 +12,17 @@
  * any timer of level L+1.  When the wheel reaches a slot above level 0, its
  * timers move down (cascade); at level 0 they are due.
  *
- * Known cost: a lone long timer wakes the loop at each cascade on its way
- * down (at most one per level, the last within a millisecond of the
- * deadline).  A busy loop never notices; an idle one wakes a few extra
- * times per long sleep.  Timers that are due together run in deadline
- * order, ties in the order they were started. */
+ * An idle loop sleeps until the first deadline when the earliest slot
+ * holds at most WHEEL_SCAN timers; a crowded slot above level 0 wakes it at
+ * the slot's start to cascade (a busy loop never notices either).  Timers
+ * that are due together run in deadline order, ties in the order they were
+ * started. */
 #include "internal.h"
 
 enum { T_IDLE, T_WHEEL, T_DUE };
 
 #define TICK_NS ((uint64_t)1 << WHEEL_TICK_SHIFT)
+#define WHEEL_SCAN 16 /* timers looked at for a precise wait (see timeout) */
 
 static uint64_t tick_of(int64_t deadline)
 {
@@ -171,6 +172,21 @@ int64_t corio__wheel_timeout(corio_loop *loop)
     uint64_t tick;
     if (!next_slot(w, &level, &slot, &tick))
         return -1;
+    if (level > 0) {
+        /* Waking at the slot's start would only cascade it, and the timer
+         * would need one more wait per level on its way down.  When the
+         * slot holds a few timers, sleep until the first of them instead:
+         * advance() then cascades all the way and it fires in that pass.
+         * A crowded slot keeps the start, so this costs O(1). */
+        const corio_list *h = &w->slots[level][slot], *l = h->next;
+        uint64_t first = UINT64_MAX;
+        for (unsigned n = 0; l != h && n < WHEEL_SCAN; l = l->next, n++) {
+            uint64_t t = tick_of(corio_container_of(l, corio_timer, link)->deadline);
+            first = t < first ? t : first;
+        }
+        if (l == h)
+            tick = first;
+    }
     if (tick >= (uint64_t)INT64_MAX >> WHEEL_TICK_SHIFT)
         return -1;
     int64_t at = (int64_t)(tick << WHEEL_TICK_SHIFT);

@@ -133,6 +133,26 @@ TEST(timer_started_while_firing_runs_next_pass)
     test_loop_free(loop);
 }
 
+/* An idle loop sleeps until a lone timer's deadline, whatever level of the
+ * wheel it sits in: one ONCE pass fires it, with no waits to cascade. */
+TEST(timer_lone_far_timer_fires_in_one_pass)
+{
+    static const int64_t in[] = {300 * CORIO_USEC, 5 * CORIO_MSEC, 40 * CORIO_MSEC};
+    for (size_t i = 0; i < sizeof in / sizeof in[0]; i++) {
+        corio_loop *loop = test_loop();
+        corio_timer t;
+        corio_timer_init(&t, on_second, NULL);
+        second_fired = 0;
+        int64_t at = corio_now() + in[i];
+        corio_timer_start(loop, &t, at);
+        int r = corio_loop_run(loop, CORIO_RUN_ONCE);
+        CHECK_EQ(second_fired, 1);
+        CHECK_EQ(r, 0);
+        CHECK(corio_now() >= at); /* never early */
+        test_loop_free(loop);
+    }
+}
+
 TEST(timer_far_future_and_unref)
 {
     corio_loop *loop = test_loop();
