@@ -443,6 +443,7 @@ static inline void corio__wake(corio_co *co, int result)
     co->state = CO_READY;
     co->wake = result;
     corio__ready_push(co->loop, &co->run);
+    corio__ctx_prefetch(&co->ctx);
 }
 /* Counts one completed I/O call against the budget; may yield.  Inline:
  * every successful read and write pays it. */

