@@ -262,11 +262,14 @@ static void *queued_caller(void *p)
     return NULL;
 }
 
+static int occupy_done; /* occupy() has its result back */
+
 static void *occupy(void *p)
 {
     int fd = *(int *)p;
     CHECK_EQ(corio_pool_run(wait_pipe, (void *)(intptr_t)fd, NULL, NULL, corio_after(5 * CORIO_SEC)),
              0);
+    occupy_done = 1;
     return NULL;
 }
 
@@ -564,7 +567,15 @@ TEST(pool_resolve_cancelled)
     CHECK_EQ(corio_spawn(loop, &a, resolve_forever, &queued, 0), 0);
     CHECK_EQ(corio_loop_run(loop, CORIO_RUN_NOWAIT), 1);
     CHECK_EQ(corio_cancel(a), 0);
+    occupy_done = 0;
     CHECK_EQ(write(p[1], "\x01", 1), 1);
+    /* Let occupy() have its result before b comes: a hand-back already on
+     * its way could otherwise run after b in b's first pass and deliver
+     * b's lookup too, if the worker is that quick, and a call whose work is
+     * done returns its result, cancelled or not (pool.h). */
+    for (int i = 0; i < 1000 && !occupy_done; i++)
+        CHECK(corio_loop_run(loop, CORIO_RUN_ONCE) >= 0);
+    CHECK(occupy_done);
     CHECK_EQ(corio_spawn(loop, &b, resolve_forever, &running, 0), 0);
     CHECK_EQ(corio_loop_run(loop, CORIO_RUN_NOWAIT), 1); /* b's lookup is queued or running */
     CHECK_EQ(corio_cancel(b), 0);

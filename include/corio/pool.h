@@ -35,7 +35,10 @@ int corio_pool_stop(corio_loop *loop);
  * NULL) runs exactly once on the loop's thread, as discard(arg, NULL) before
  * the call returns if fn never started, or as discard(arg, fn's result) when
  * a fn the caller stopped waiting for returns (by corio_loop_free() at the
- * latest).  The coroutine's stack is never touched after it returns. */
+ * latest).  A fn whose result was handed back before the caller resumed
+ * counts as done: 0 and the result, even if the deadline passed or the
+ * caller was cancelled meanwhile (the work is not thrown away).  The
+ * coroutine's stack is never touched after it returns. */
 int corio_pool_run(void *(*fn)(void *arg), void *arg, void (*discard)(void *arg, void *result),
                    void **result, int64_t deadline);
 
