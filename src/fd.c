@@ -296,10 +296,7 @@ static inline void wake_co(corio_loop *loop, corio_watcher *w, unsigned revents)
     if (co->state != CO_PARKED)
         return; /* woken already (a timeout in the same pass) */
     int result = (revents & CORIO_CLOSED) ? -CORIO_ECLOSED : (int)revents;
-    co->state = CO_READY;
-    co->wake = result;
-    corio__ready_push(loop, &co->run);
-    corio__ctx_prefetch(&co->ctx);
+    corio__wake(co, result);
     /* Stamp 1 wakeup in 8 as the backend delivers it, for the
      * readiness-to-resume latency measured when the coroutine runs. */
     if (CORIO_STATS_ON && (loop->stats.resume_seq++ & CORIO_RESUME_SAMPLE_MASK) == 0 && result > 0)
